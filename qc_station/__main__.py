@@ -1,0 +1,5 @@
+import sys
+
+from qc_station.cli import main
+
+sys.exit(main())
