@@ -1,0 +1,262 @@
+"""The perimeter top-stitch: where it runs, how long its stitches are, where it is broken.
+
+Method (all in mm of the mask frame, whatever the fabric's print or the thread's colour):
+
+1. For each side, the band 0-13 mm inward from the local edge is resampled into a straight strip
+   (``seam_strip.side_strip``): ``u`` along the edge, ``v`` inward.
+2. A thin-line detector (``seam_strip.line_response``) scores, per pixel, a line of thread running
+   along the edge, darker or lighter, in any channel; step edges of prints give nothing.
+3. Candidate rows in the expected seam band (spec distance +-1.5 mm) are tracked along the side;
+   the one whose response is strong *and* periodic at a stitch pitch wins (a printed stripe
+   parallel to the edge is continuous, a top-stitch is dashed).
+4. The response sampled along the track is a 1-D profile: its autocorrelation over 20 mm windows
+   gives the stitch pitch (first strong peak in 1.2-5 mm, refined with its harmonics); thresholding
+   it between the fabric's and the thread's level gives where thread is present.
+5. A run without thread longer than ``max_gap_stitches`` x the pitch is a skipped stitch; a run of
+   at least ``open_seam_min_mm`` where the edge also shows a notch, or a very long run, or a side
+   without any seam, is an open seam.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from qc_station.results import Finding
+from qc_station.spec.model import MaskSpec
+from qc_station.vision import seam_profile as sp
+from qc_station.vision.seam_strip import SIDES, SideStrip, line_response, side_strip
+from qc_station.vision.types import MaskCrop, SeamResult
+
+STEP_MM = 0.2  # working resolution of the strips
+PITCH_RANGE_MM = (1.2, 5.0)  # stitch lengths looked for (spec 2-3 mm, defects outside it)
+ACF_WINDOW_MM = 20.0
+DIP_MAX_MM = 1.4  # needle holes between stitches are narrower than this
+CHUNK_MM = 8.0  # tracking chunk along the side
+EDGE_CLEAR_MM = 2.0  # keep this far from the perpendicular seam at the corners
+NOTCH_MM = 0.6  # local edge this far inside the smoothed edge = the layers are separated there
+LONG_GAP_STITCHES = 6.0  # a gap this long (in stitches) is an open seam even without a notch
+MIN_LINE_LEVEL = 6.0  # grey levels of line response a thread must reach
+MIN_PERIODICITY = 0.15  # comb score of the needle-hole train
+
+
+@dataclass(frozen=True)
+class _Side:
+    strip: SideStrip
+    resp: np.ndarray
+    track: sp.Track
+    found: bool
+    valid: np.ndarray  # columns inside the corner clearance
+
+
+def _analyse_side(crop: MaskCrop, spec: MaskSpec, side: str, step: float) -> _Side:
+    d = spec.seam.distance_mm
+    length = crop.width_mm if side in ("top", "bottom") else crop.height_mm
+    strip = side_strip(crop, side, v_range_mm=(-1.0, d.upper + 3.0), u_range_mm=(1.5, length - 1.5),
+                       step_mm=step)
+    resp = line_response(strip.image)
+    lo = max(0, round((max(1.0, d.lower - 1.5) - strip.v0_mm) / step))
+    hi = min(resp.shape[0], round((d.upper + 1.5 - strip.v0_mm) / step))
+    lag_lo, lag_hi = int(PITCH_RANGE_MM[0] / step), int(np.ceil(PITCH_RANGE_MM[1] / step))
+    win = round(ACF_WINDOW_MM / step)
+    best, best_score = None, -np.inf
+    band = resp[lo:hi]
+    for row in sp.candidate_rows(resp, lo, hi):
+        v_px = lo + sp.track_line(band, row - lo, window_px=round(1.0 / step),
+                                  chunk_px=round(CHUNK_MM / step))
+        prof = sp.sample_along(resp, v_px)
+        bg = sp.background_level(resp, v_px, lo, hi, keep_out_px=1.5 / step)
+        x = sp.dips(prof, round(DIP_MAX_MM / step))
+        acfs, _ = sp.window_acfs(x, win, win // 2)
+        peak = sp.pitch_from_acf(acfs.mean(axis=0), lag_lo, lag_hi) if len(acfs) else None
+        per = peak[1] if peak else 0.0
+        # a stitch line is dashed: periodicity first (a printed stripe is continuous), then strength
+        score = max(per, 0.02) * float(np.median(prof))
+        if score > best_score:
+            best_score = score
+            best = sp.Track(v_px, prof, bg, per, peak[0] if peak else None)
+    if best is None:  # no line at all in the band
+        n_u = resp.shape[1]
+        best = sp.Track(np.full(n_u, (lo + hi) / 2), np.zeros(n_u, np.float32), 1.0, 0.0, None)
+    strength = float(np.median(best.profile))
+    found = strength >= max(3.0 * best.background, MIN_LINE_LEVEL) and best.periodicity >= MIN_PERIODICITY
+    return _Side(strip, resp, best, found, np.ones(resp.shape[1], bool))
+
+
+def _seam_position_mm(s: _Side) -> np.ndarray:
+    """Across-side mask-frame coordinate of the thread centre per column."""
+    v_mm = s.strip.v0_mm + s.track.v_px * s.strip.step_mm
+    sign = 1.0 if s.strip.side in ("top", "left") else -1.0
+    return s.strip.edge_mm + sign * v_mm
+
+
+def _box(s: _Side, c0: int, c1: int, *, to_edge: bool) -> tuple[float, float, float, float]:
+    """Mask-frame box over columns [c0, c1) of a side: around the seam, or from edge to seam."""
+    st = s.strip
+    u0, u1 = float(st.u_mm[c0]), float(st.u_mm[min(c1, len(st.u_mm) - 1)])
+    seam = float(np.median(_seam_position_mm(s)[c0:c1]))
+    edge = float(np.median(st.edge_mm[c0:c1]))
+    sign = 1.0 if st.side in ("top", "left") else -1.0
+    a, b = (edge - sign * 0.5, seam + sign * 1.0) if to_edge else (seam - 1.0, seam + 1.0)
+    lo, hi = min(a, b), max(a, b)
+    if st.side in ("top", "bottom"):
+        return (u0, lo, u1 - u0, hi - lo)
+    return (lo, u0, hi - lo, u1 - u0)
+
+
+def _probability(ratio: float) -> float:
+    """Map (measured / limit) to a probability: 0.5 at the limit, ~0.9 at 1.5x."""
+    return float(np.clip(0.5 + 0.5 * np.tanh(2.2 * (ratio - 1.0)), 0.0, 1.0))
+
+
+def _stitch_length(sides: dict[str, _Side], step: float) -> tuple[float | None, float | None]:
+    """Median stitch length and P90 (mm) from the needle-hole trains of all found sides.
+
+    The ACFs of 20 mm windows are pooled for one comb pitch; if one side on its own clearly
+    prefers half of it, the half wins (some needle holes can vanish on the pixel grid, which
+    doubles the apparent pitch there). Each window is then refined near that pitch.
+    """
+    lag_lo, lag_hi = PITCH_RANGE_MM[0] / step, PITCH_RANGE_MM[1] / step
+    win = round(ACF_WINDOW_MM / step)
+    per_side = []
+    for s in sides.values():
+        if not s.found:
+            continue
+        x = sp.dips(s.track.profile, round(DIP_MAX_MM / step))[s.valid]
+        acfs, _ = sp.window_acfs(x, win, win // 2)
+        if len(acfs):
+            per_side.append(acfs)
+    if not per_side:
+        return None, None
+    acfs = np.concatenate(per_side)
+    peak = sp.pitch_from_acf(acfs.mean(axis=0), lag_lo, lag_hi)
+    if peak is None:
+        return None, None
+    pitch = peak[0]
+    if pitch / 2 >= lag_lo:
+        for side_acfs in per_side:
+            own = sp.pitch_from_acf(side_acfs.mean(axis=0), lag_lo, lag_hi)
+            if own is not None and abs(own[0] - pitch / 2) <= 0.06 * pitch:
+                pitch = own[0]
+                break
+    pitch = sp.refine_with_harmonics(acfs.mean(axis=0), pitch)
+    cands, scores = sp.pitch_scores(acfs, 0.85 * pitch, 1.18 * pitch)
+    per_window = []
+    for a, sc in zip(acfs, scores, strict=True):
+        j = int(np.argmax(sc))
+        if sc[j] > 0.2:
+            per_window.append(sp.refine_with_harmonics(a, cands[j], max_k=3) * step)
+    if not per_window:
+        return pitch * step, pitch * step
+    return float(np.median(per_window)), float(np.percentile(per_window, 90))
+
+
+def _occluded(s: _Side, step: float, present: np.ndarray) -> np.ndarray:
+    """Columns where the track shows the thread's own colour: a print of that colour hides it.
+
+    Where the thread is really missing the track shows the fabric; where it runs over a print
+    of its own colour the line detector sees nothing, but the colour there is still the thread's.
+    """
+    img = s.strip.image
+    n_v, n_u = img.shape[:2]
+    cols = np.arange(n_u)
+    r = np.clip(np.round(s.track.v_px).astype(int), 0, n_v - 1)
+    off = round(1.2 / step)
+    on = img[r, cols]
+    side_a = img[np.clip(r - off, 0, n_v - 1), cols]
+    side_b = img[np.clip(r + off, 0, n_v - 1), cols]
+    use = present & s.valid
+    if use.sum() < 20:
+        return np.zeros(n_u, bool)
+    thread = np.median(on[use], axis=0)
+    fabric = np.median(np.concatenate([side_a[use], side_b[use]]), axis=0)
+    contrast = float(np.linalg.norm(thread - fabric))
+    on_s = cv2.blur(on.reshape(1, n_u, 3), (5, 1)).reshape(n_u, 3)
+    return np.linalg.norm(on_s - thread[None, :], axis=1) < 0.35 * contrast
+
+
+def analyze_seam(crop: MaskCrop, spec: MaskSpec) -> SeamResult:
+    """Track the perimeter top-stitch of ``crop`` and judge it against ``spec.seam``.
+
+    Returns the median distance of the stitch line from the edge, the median stitch length and
+    its P90 (mm), the fraction of the perimeter where thread was found, and located findings for
+    skipped stitches and open seams (boxes in the mask frame, mm).
+    """
+    if crop.image.ndim != 3 or crop.image.shape[:2] != crop.body.shape:
+        raise ValueError("crop.image must be HxWx3 and crop.body HxW")
+    step = max(STEP_MM, crop.mm_per_px)
+    sides = {name: _analyse_side(crop, spec, name, step) for name in SIDES}
+    # the perpendicular seams cross each band near the corners: analyse only between them
+    dist = {}
+    for name, s in sides.items():
+        outline = {"top": 0.0, "bottom": crop.height_mm, "left": 0.0, "right": crop.width_mm}[name]
+        dist[name] = float(np.median(np.abs(_seam_position_mm(s) - outline))) if s.found else (
+            spec.seam.distance_mm.nominal)
+    for name, s in sides.items():
+        a, b = ("left", "right") if name in ("top", "bottom") else ("top", "bottom")
+        u = s.strip.u_mm
+        length = crop.width_mm if name in ("top", "bottom") else crop.height_mm
+        s.valid[:] = (u >= dist[a] + EDGE_CLEAR_MM) & (u <= length - dist[b] - EDGE_CLEAR_MM)
+
+    stitch_mm, p90_mm = _stitch_length(sides, step)
+
+    # presence of thread along each side, then gaps
+    nominal_mm = stitch_mm or spec.seam.stitch_length_mm.nominal
+    skip_limit_mm = spec.seam.max_gap_stitches * nominal_mm
+    skipped: list[Finding] = []
+    opened: list[Finding] = []
+    present_len = 0
+    total_len = 0
+    distances: list[np.ndarray] = []
+    for name, s in sides.items():
+        n_valid = int(s.valid.sum())
+        total_len += n_valid
+        if n_valid == 0:
+            continue
+        idx = np.flatnonzero(s.valid)
+        c_lo, c_hi = int(idx[0]), int(idx[-1]) + 1
+        if not s.found:
+            length_mm = n_valid * step
+            opened.append(Finding(code="open_seam", source="seam", box_mm=_box(s, c_lo, c_hi, to_edge=True),
+                                  probability=_probability(length_mm / spec.seam.open_seam_min_mm)))
+            continue
+        prof = s.track.profile
+        thread = float(np.percentile(prof[s.valid], 70))
+        thr = s.track.background + 0.35 * (thread - s.track.background)
+        smooth = np.convolve(prof, np.ones(3) / 3, mode="same")
+        present = smooth > thr
+        present |= _occluded(s, step, present)
+        present = sp.fill_short_runs(present, round(0.6 * nominal_mm / step))
+        present_len += int(present[s.valid].sum())
+        outline = {"top": 0.0, "bottom": crop.height_mm, "left": 0.0, "right": crop.width_mm}[name]
+        distances.append(np.abs(_seam_position_mm(s) - outline)[present & s.valid])
+        notch = (s.strip.edge_raw_mm - s.strip.edge_mm) * (1.0 if name in ("top", "left") else -1.0)
+        for g0, g1 in sp.runs(~present[c_lo:c_hi]):
+            g0, g1 = g0 + c_lo, g1 + c_lo
+            if g0 == c_lo or g1 == c_hi:
+                continue  # a gap must be bounded by thread on both sides (corners: loops, turns)
+            gap_mm = (g1 - g0) * step
+            if gap_mm <= skip_limit_mm:
+                continue
+            n0, n1 = max(0, g0 - int(2 / step)), min(len(notch), g1 + int(2 / step))
+            notched = float(np.mean(notch[n0:n1] > NOTCH_MM)) * (n1 - n0) * step >= 1.0
+            if (gap_mm >= spec.seam.open_seam_min_mm and notched) or gap_mm >= LONG_GAP_STITCHES * nominal_mm:
+                opened.append(Finding(code="open_seam", source="seam", box_mm=_box(s, g0, g1, to_edge=True),
+                                      probability=_probability(gap_mm / spec.seam.open_seam_min_mm)))
+            else:
+                skipped.append(Finding(code="skipped_stitch", source="seam",
+                                       box_mm=_box(s, g0, g1, to_edge=False),
+                                       probability=_probability(gap_mm / skip_limit_mm)))
+    found = any(s.found for s in sides.values())
+    dist_all = np.concatenate(distances) if distances else np.zeros(0)
+    return SeamResult(
+        found=found,
+        distance_mm=float(np.median(dist_all)) if dist_all.size else None,
+        stitch_length_mm=stitch_mm,
+        stitch_length_p90_mm=p90_mm,
+        coverage=present_len / total_len if total_len else 0.0,
+        skipped=tuple(skipped),
+        open_seams=tuple(opened),
+    )

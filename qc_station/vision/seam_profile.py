@@ -1,0 +1,215 @@
+"""1-D analysis of a seam: tracking the thread line in a strip, stitch pitch, gaps in the line.
+
+All lengths here are in strip pixels (``step_mm`` each); the caller converts to mm.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from qc_station.vision.seam_strip import _running_median
+
+
+@dataclass(frozen=True)
+class Track:
+    """The thread line found in one strip: row (sub-pixel) and line strength per column."""
+
+    v_px: np.ndarray  # (n_u,) row of the thread centre
+    profile: np.ndarray  # (n_u,) line response along the track
+    background: float  # typical line response of the fabric away from the track
+    periodicity: float  # ACF peak height in the stitch-length lag range (0..1)
+    lag_px: float | None  # stitch pitch from the ACF of the whole track
+
+
+def candidate_rows(resp: np.ndarray, lo: int, hi: int, n: int = 3) -> list[int]:
+    """Rows in [lo, hi) where a line runs along most of the strip (peaks of the row-mean response)."""
+    prof = np.median(resp[lo:hi], axis=1) + resp[lo:hi].mean(axis=1)
+    peaks = [i for i in range(1, len(prof) - 1) if prof[i] >= prof[i - 1] and prof[i] > prof[i + 1]]
+    peaks.sort(key=lambda i: -prof[i])
+    return [lo + i for i in peaks[:n]]
+
+
+def _subpixel_peak(y: np.ndarray, i: int) -> float:
+    if 0 < i < len(y) - 1:
+        a, b, c = y[i - 1], y[i], y[i + 1]
+        den = a - 2 * b + c
+        if den < 0:
+            return i + float(np.clip(0.5 * (a - c) / den, -0.5, 0.5))
+    return float(i)
+
+
+def track_line(resp: np.ndarray, row: int, *, window_px: int, chunk_px: int) -> np.ndarray:
+    """Follow the line near ``row`` along the strip; returns the sub-pixel row per column."""
+    n_v, n_u = resp.shape
+    lo, hi = max(0, row - window_px), min(n_v, row + window_px + 1)
+    centres, rows = [], []
+    for c0 in range(0, n_u, chunk_px):
+        c1 = min(n_u, c0 + chunk_px)
+        if c1 - c0 < chunk_px // 2 and rows:
+            break
+        col = resp[lo:hi, c0:c1].mean(axis=1)
+        i = int(np.argmax(col))
+        rows.append(lo + _subpixel_peak(col, i))
+        centres.append(0.5 * (c0 + c1 - 1))
+    rows_a = np.asarray(rows)
+    if len(rows_a) >= 5:  # a chunk dominated by a print or a gap must not pull the track away
+        med = _running_median(rows_a, 5)
+        bad = np.abs(rows_a - med) > 2.0
+        rows_a = np.where(bad, med, rows_a)
+    return np.interp(np.arange(n_u), np.asarray(centres), rows_a)
+
+
+def sample_along(resp: np.ndarray, v_px: np.ndarray) -> np.ndarray:
+    """Max response within +-1 row of the track, per column."""
+    n_v, n_u = resp.shape
+    cols = np.arange(n_u)
+    r = np.round(v_px).astype(int)
+    out = np.zeros(n_u, np.float32)
+    for d in (-1, 0, 1):
+        rr = np.clip(r + d, 0, n_v - 1)
+        out = np.maximum(out, resp[rr, cols])
+    return out
+
+
+def background_level(resp: np.ndarray, v_px: np.ndarray, lo: int, hi: int, *, keep_out_px: float) -> float:
+    """Median line response in rows [lo, hi) farther than ``keep_out_px`` from the track."""
+    rows = np.arange(lo, hi)[:, None]
+    far = np.abs(rows - v_px[None, :]) > keep_out_px
+    vals = resp[lo:hi][far]
+    return float(np.median(vals)) if vals.size else 0.0
+
+
+def detrend(p: np.ndarray, k: int) -> np.ndarray:
+    """Profile minus its running mean over ``k`` samples (removes slow shading/print changes)."""
+    k = max(3, k | 1)
+    ker = np.ones(k) / k
+    pad = k // 2
+    mean = np.convolve(np.pad(p, pad, mode="reflect"), ker, mode="valid")
+    return p - mean
+
+
+def window_acfs(x: np.ndarray, win: int, hop: int) -> tuple[np.ndarray, np.ndarray]:
+    """Normalised autocorrelations of windows of ``x``; returns (acfs (n, win), window starts)."""
+    starts = np.arange(0, max(1, len(x) - win + 1), hop)
+    if len(x) < win:
+        return np.zeros((0, win)), starts[:0]
+    segs = np.stack([x[s:s + win] for s in starts])
+    segs = segs - segs.mean(axis=1, keepdims=True)
+    f = np.fft.rfft(segs, n=2 * win, axis=1)
+    ac = np.fft.irfft(f * np.conj(f), axis=1)[:, :win]
+    ac /= np.maximum(ac[:, :1], 1e-9)
+    # unbiased: each lag has fewer overlapping samples
+    ac *= win / np.maximum(win - np.arange(win), 1)[None, :]
+    return ac, starts
+
+
+def first_strong_peak(acf: np.ndarray, lo: int, hi: int, *, rel: float = 0.6) -> tuple[float, float] | None:
+    """The smallest-lag ACF peak in [lo, hi] within ``rel`` of the highest; (lag sub-px, height)."""
+    hi = min(hi, len(acf) - 2)
+    peaks = [i for i in range(max(lo, 1), hi + 1) if acf[i] > acf[i - 1] and acf[i] >= acf[i + 1]]
+    if not peaks:
+        return None
+    best = max(acf[i] for i in peaks)
+    if best <= 0:
+        return None
+    for i in peaks:
+        if acf[i] >= rel * best:
+            return _subpixel_peak(acf, i), float(acf[i])
+    return None
+
+
+def refine_with_harmonics(acf: np.ndarray, lag: float, *, max_k: int = 4) -> float:
+    """Least-squares pitch from the ACF peaks near k * lag (k = 1..max_k)."""
+    num, den = 0.0, 0.0
+    for k in range(1, max_k + 1):
+        c = round(k * lag)
+        if c + 2 >= len(acf):
+            break
+        lo, hi = max(1, c - 2), c + 3
+        i = lo + int(np.argmax(acf[lo:hi]))
+        if not (acf[i] >= acf[i - 1] and acf[i] >= acf[i + 1]) or acf[i] <= 0.05:
+            continue
+        pos = _subpixel_peak(acf, i)
+        num += k * pos
+        den += k * k
+    return num / den if den else lag
+
+
+def runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """Half-open [start, end) runs of True in a 1-D bool array."""
+    m = np.concatenate([[False], mask.astype(bool), [False]])
+    d = np.diff(m.astype(np.int8))
+    starts = np.flatnonzero(d == 1)
+    ends = np.flatnonzero(d == -1)
+    return list(zip(starts.tolist(), ends.tolist(), strict=True))
+
+
+def fill_short_runs(mask: np.ndarray, max_len: int) -> np.ndarray:
+    """Set to True the False runs no longer than ``max_len`` (needle holes between stitches)."""
+    out = mask.copy()
+    for s, e in runs(~mask):
+        if e - s <= max_len and s > 0 and e < len(mask):
+            out[s:e] = True
+    return out
+
+
+
+def _interp_matrix(positions: np.ndarray, n: int) -> np.ndarray:
+    """(n, len(positions)) weights so that ``acf @ M`` linearly interpolates acf at positions."""
+    m = np.zeros((n, len(positions)))
+    i0 = np.clip(np.floor(positions).astype(int), 0, n - 2)
+    f = np.clip(positions - i0, 0.0, 1.0)
+    cols = np.arange(len(positions))
+    np.add.at(m, (i0, cols), 1 - f)
+    np.add.at(m, (i0 + 1, cols), f)
+    return m
+
+
+def pitch_scores(acfs: np.ndarray, lo: float, hi: float, *, max_k: int = 4,
+                 max_lag_frac: float = 0.6) -> tuple[np.ndarray, np.ndarray]:
+    """Harmonic-comb score of each candidate pitch in [lo, hi] px for each ACF row.
+
+    For a pitch P the score is the mean ACF at k*P minus the mean at (k - 1/2)*P. The true
+    pitch scores high; twice the pitch is penalised by the peak at its half (on a pixel grid the
+    needle holes alternate in depth, so the ACF at 2P can exceed the one at P).
+    Returns (candidates (m,), scores (n_rows, m)).
+    """
+    n = acfs.shape[-1]
+    max_lag = max_lag_frac * n
+    cands = np.arange(lo, hi + 1e-9, 0.05)
+    w = np.zeros((n, len(cands)))
+    for k in range(1, max_k + 1):
+        use = k * cands <= max_lag
+        if not use.any():
+            break
+        on = _interp_matrix(k * cands, n) * use
+        off = _interp_matrix((k - 0.5) * cands, n) * use
+        w += on - off
+    kcount = np.maximum(np.floor(max_lag / cands), 1).clip(max=max_k)
+    w /= kcount[None, :]
+    return cands, np.atleast_2d(acfs) @ w
+
+
+def pitch_from_acf(acf: np.ndarray, lo: float, hi: float, **kw) -> tuple[float, float] | None:
+    """Best comb pitch (px, score) of one ACF in [lo, hi], or None when nothing is periodic."""
+    cands, scores = pitch_scores(acf, lo, hi, **kw)
+    j = int(np.argmax(scores[0]))
+    if scores[0, j] <= 0:
+        return None
+    return float(cands[j]), float(scores[0, j])
+
+
+def dips(p: np.ndarray, width_px: int) -> np.ndarray:
+    """Narrow dips of a profile (needle holes between stitches): grey closing minus the profile.
+
+    Only dips narrower than ``width_px`` come out, so slow changes of the thread's contrast along
+    the seam (a print under it, a fold's shadow) do not mimic a stitch pitch.
+    """
+    import cv2
+
+    k = max(3, width_px | 1)
+    row = p.astype(np.float32).reshape(1, -1)
+    closed = cv2.morphologyEx(row, cv2.MORPH_CLOSE, np.ones((1, k), np.uint8), borderType=cv2.BORDER_REFLECT)
+    return (closed - row).ravel()
