@@ -27,7 +27,7 @@ import numpy as np
 from qc_station.results import Finding
 from qc_station.spec.model import MaskSpec
 from qc_station.vision import seam_profile as sp
-from qc_station.vision.seam_strip import SIDES, SideStrip, line_response, side_strip
+from qc_station.vision.seam_strip import SIDES, SideStrip, line_response, running_median, side_strip
 from qc_station.vision.types import MaskCrop, SeamResult
 
 STEP_MM = 0.2  # working resolution of the strips
@@ -36,8 +36,11 @@ ACF_WINDOW_MM = 20.0
 DIP_MAX_MM = 1.4  # needle holes between stitches are narrower than this
 CHUNK_MM = 8.0  # tracking chunk along the side
 EDGE_CLEAR_MM = 2.0  # keep this far from the perpendicular seam at the corners
-NOTCH_MM = 0.6  # local edge this far inside the smoothed edge = the layers are separated there
-LONG_GAP_STITCHES = 6.0  # a gap this long (in stitches) is an open seam even without a notch
+NOTCH_MM = 0.35  # local edge this far inside the smoothed edge = the layers are separated there
+EDGE_REF_MM = 30.0  # the edge band's usual look: running median over this length
+EDGE_DEV_FACTOR = 4.0  # edge band this many times more unlike its usual look than typical...
+EDGE_DEV_MIN = 25.0  # ...and by at least this much (BGR distance) = the layers gape
+LONG_GAP_STITCHES = 10.0  # a gap this long (in stitches) is an open seam even without a notch
 MIN_LINE_LEVEL = 6.0  # grey levels of line response a thread must reach
 MIN_PERIODICITY = 0.15  # comb score of the needle-hole train
 
@@ -177,6 +180,24 @@ def _occluded(s: _Side, step: float, present: np.ndarray) -> np.ndarray:
     return np.linalg.norm(on_s - thread[None, :], axis=1) < 0.35 * contrast
 
 
+def _edge_disturbed(s: _Side, step: float) -> np.ndarray:
+    """Columns where the edge is separated: a notch in the outline, or the band between edge and
+    seam looking unlike the rest of that band (the inner layer or the tray showing, a lifted lip).
+    """
+    st = s.strip
+    notch = (st.edge_raw_mm - st.edge_mm) * (1.0 if st.side in ("top", "left") else -1.0)
+    seam_v_mm = float(np.median(st.v0_mm + s.track.v_px * st.step_mm))
+    r0 = max(0, round((0.2 - st.v0_mm) / step))
+    r1 = max(r0 + 2, round((min(seam_v_mm - 1.0, 3.0) - st.v0_mm) / step))
+    band = st.image[r0:r1].mean(axis=0)  # (n_u, 3) colour of the edge band per column
+    k = max(3, round(EDGE_REF_MM / step) | 1)
+    ref = np.stack([running_median(band[:, c], k) for c in range(3)], axis=1)
+    dev = np.linalg.norm(band - ref, axis=1)
+    dev = cv2.blur(dev.reshape(1, -1).astype(np.float32), (round(1.0 / step) | 1, 1)).ravel()
+    typical = float(np.median(dev[s.valid])) if s.valid.any() else float(np.median(dev))
+    return (notch > NOTCH_MM) | (dev > max(EDGE_DEV_FACTOR * typical, EDGE_DEV_MIN))
+
+
 def analyze_seam(crop: MaskCrop, spec: MaskSpec) -> SeamResult:
     """Track the perimeter top-stitch of ``crop`` and judge it against ``spec.seam``.
 
@@ -232,7 +253,7 @@ def analyze_seam(crop: MaskCrop, spec: MaskSpec) -> SeamResult:
         present_len += int(present[s.valid].sum())
         outline = {"top": 0.0, "bottom": crop.height_mm, "left": 0.0, "right": crop.width_mm}[name]
         distances.append(np.abs(_seam_position_mm(s) - outline)[present & s.valid])
-        notch = (s.strip.edge_raw_mm - s.strip.edge_mm) * (1.0 if name in ("top", "left") else -1.0)
+        disturbed = _edge_disturbed(s, step)
         for g0, g1 in sp.runs(~present[c_lo:c_hi]):
             g0, g1 = g0 + c_lo, g1 + c_lo
             if g0 == c_lo or g1 == c_hi:
@@ -240,9 +261,9 @@ def analyze_seam(crop: MaskCrop, spec: MaskSpec) -> SeamResult:
             gap_mm = (g1 - g0) * step
             if gap_mm <= skip_limit_mm:
                 continue
-            n0, n1 = max(0, g0 - int(2 / step)), min(len(notch), g1 + int(2 / step))
-            notched = float(np.mean(notch[n0:n1] > NOTCH_MM)) * (n1 - n0) * step >= 1.0
-            if (gap_mm >= spec.seam.open_seam_min_mm and notched) or gap_mm >= LONG_GAP_STITCHES * nominal_mm:
+            separated = float(disturbed[g0:g1].mean()) >= 0.3
+            long_gap = gap_mm >= LONG_GAP_STITCHES * nominal_mm
+            if (gap_mm >= spec.seam.open_seam_min_mm and separated) or long_gap:
                 opened.append(Finding(code="open_seam", source="seam", box_mm=_box(s, g0, g1, to_edge=True),
                                       probability=_probability(gap_mm / spec.seam.open_seam_min_mm)))
             else:

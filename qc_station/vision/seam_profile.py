@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from qc_station.vision.seam_strip import _running_median
+from qc_station.vision.seam_strip import running_median
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,7 @@ def track_line(resp: np.ndarray, row: int, *, window_px: int, chunk_px: int) -> 
         centres.append(0.5 * (c0 + c1 - 1))
     rows_a = np.asarray(rows)
     if len(rows_a) >= 5:  # a chunk dominated by a print or a gap must not pull the track away
-        med = _running_median(rows_a, 5)
+        med = running_median(rows_a, 5)
         bad = np.abs(rows_a - med) > 2.0
         rows_a = np.where(bad, med, rows_a)
     return np.interp(np.arange(n_u), np.asarray(centres), rows_a)

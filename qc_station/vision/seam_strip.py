@@ -69,7 +69,7 @@ def _local_edge(crop: MaskCrop, side: str, u_mm: np.ndarray) -> np.ndarray:
     return start + inside * s + 0.5 * s
 
 
-def _running_median(a: np.ndarray, k: int) -> np.ndarray:
+def running_median(a: np.ndarray, k: int) -> np.ndarray:
     k = max(1, k | 1)
     if k == 1 or len(a) < k:
         return a.copy()
@@ -86,7 +86,7 @@ def side_strip(crop: MaskCrop, side: str, *, v_range_mm: tuple[float, float], u_
     v_mm = np.arange(v_range_mm[0], v_range_mm[1], step_mm)
     edge_raw = _local_edge(crop, side, u_mm)
     # a smoothed edge keeps the seam straight in the strip without following notches (open seams)
-    edge = _running_median(edge_raw, round(EDGE_SMOOTH_MM / step_mm))
+    edge = running_median(edge_raw, round(EDGE_SMOOTH_MM / step_mm))
     outline = {"top": 0.0, "bottom": crop.height_mm, "left": 0.0, "right": crop.width_mm}[side]
     edge = np.clip(edge, outline - EDGE_SEARCH_MM + 0.5, outline + EDGE_SEARCH_MM - 0.5)
     sign = 1.0 if side in ("top", "left") else -1.0
