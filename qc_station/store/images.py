@@ -1,0 +1,166 @@
+"""Image files next to the database: atomic writes, the free-space guard, and paths.
+
+Layout: ``<data>/images/YYYY-MM-DD/<uid>_<kind>.jpg`` (relative paths go in the ``images``
+table). Every file is written to a temporary name, fsynced, renamed and its folder fsynced,
+*before* the inspection row commits: a committed row never points at a half-written file. A
+crash between the two leaves an unreferenced file, which is harmless (named by a fresh uid).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from qc_station.errors import StorageError
+
+#: Which images each verdict keeps: the evidence for a reject, a thumbnail for a pass.
+KINDS_BY_VERDICT: dict[str, tuple[str, ...]] = {
+    "pass": ("thumb",),
+    "fail": ("frame", "annotated", "thumb"),
+    "unusable": ("frame", "annotated", "thumb"),
+}
+
+
+@dataclass(frozen=True)
+class ImagePolicy:
+    """How images are encoded, kept and pruned (from the station config)."""
+
+    jpeg_quality: int = 90
+    thumb_width_px: int = 640
+    min_free_mb: float = 500.0
+    keep_pass_days: float | None = 30.0
+    keep_reject_days: float | None = None  # None: keep reject evidence until space runs out
+
+
+@dataclass(frozen=True)
+class WrittenImage:
+    kind: str
+    rel_path: str
+    bytes: int
+
+
+class DiskFullError(StorageError):
+    """Not enough free space to write images (after pruning what retention allows)."""
+
+
+def free_mb(path: Path) -> float:
+    """Free space available to this process on the file system holding ``path``, in MiB."""
+    return shutil.disk_usage(path).free / 2**20
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that the file is either absent or complete, even on power loss."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+        _fsync_dir(path.parent)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise DiskFullError(f"disk full while writing {path.name} ({exc.strerror})") from None
+        raise StorageError(f"cannot write image {path}: {exc}") from None
+
+
+def encode_jpeg(image_bgr: np.ndarray, quality: int) -> bytes:
+    """JPEG bytes of a BGR (or grey) uint8 image."""
+    import cv2
+
+    ok, buf = cv2.imencode(".jpg", image_bgr, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    if not ok:
+        raise StorageError("image encoding failed (empty or invalid image array)")
+    return buf.tobytes()
+
+
+def thumbnail(image_bgr: np.ndarray, width_px: int) -> np.ndarray:
+    """The image scaled down to ``width_px`` wide (never up)."""
+    import cv2
+
+    h, w = image_bgr.shape[:2]
+    if w <= width_px:
+        return image_bgr
+    return cv2.resize(image_bgr, (width_px, max(1, round(h * width_px / w))), interpolation=cv2.INTER_AREA)
+
+
+class ImageFiles:
+    """Writes and locates the image files of inspections under ``root``."""
+
+    def __init__(self, root: Path, policy: ImagePolicy) -> None:
+        self.root = Path(root)
+        self.policy = policy
+        self.root.mkdir(parents=True, exist_ok=True)
+        for stale in self.root.glob("*/.*.tmp"):  # left by a crash mid-write
+            stale.unlink(missing_ok=True)
+
+    def path(self, rel_path: str) -> Path:
+        return self.root / rel_path
+
+    def has_room(self) -> bool:
+        return free_mb(self.root) >= self.policy.min_free_mb
+
+    def write_set(
+        self,
+        uid: str,
+        verdict: str,
+        frame_bgr: np.ndarray | None,
+        annotated_bgr: np.ndarray | None,
+        now: float | None = None,
+    ) -> list[WrittenImage]:
+        """Encode and write the images this verdict keeps; returns what was written.
+
+        The thumbnail is made from the annotated image when there is one (that is what people
+        look at), else from the frame. On any failure the files of this set are removed.
+        """
+        day = time.strftime("%Y-%m-%d", time.gmtime(now or time.time()))
+        folder = self.root / day
+        folder.mkdir(exist_ok=True)
+        sources = {
+            "frame": frame_bgr,
+            "annotated": annotated_bgr,
+            "thumb": annotated_bgr if annotated_bgr is not None else frame_bgr,
+        }
+        written: list[WrittenImage] = []
+        try:
+            for kind in KINDS_BY_VERDICT[verdict]:
+                img = sources[kind]
+                if img is None:
+                    continue
+                if kind == "thumb":
+                    img = thumbnail(img, self.policy.thumb_width_px)
+                data = encode_jpeg(img, self.policy.jpeg_quality)
+                rel = f"{day}/{uid}_{kind}.jpg"
+                atomic_write(self.root / rel, data)
+                written.append(WrittenImage(kind, rel, len(data)))
+        except BaseException:
+            self.remove([w.rel_path for w in written])
+            raise
+        return written
+
+    def remove(self, rel_paths: list[str]) -> int:
+        """Delete files (missing ones are fine); returns the bytes freed."""
+        freed = 0
+        for rel in rel_paths:
+            p = self.root / rel
+            try:
+                freed += p.stat().st_size
+                p.unlink()
+            except FileNotFoundError:
+                pass
+        return freed
