@@ -1,0 +1,174 @@
+"""The station configuration file (``station.toml``), validated by pydantic.
+
+``extra="forbid"`` everywhere: a typo in the file is an error naming the field, not a setting
+silently ignored. Loading a file (:func:`load_config`) is separate from parsing a mapping
+(:func:`parse_config`). The reference, with an example file, is ``docs/config.md``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from qc_station.errors import ConfigError
+
+#: The camera of ``qc-station demo``: the simulator (see qc_station.capture).
+DEFAULT_CAPTURE: dict[str, Any] = {"type": "sim", "mode": "conveyor"}
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class StationSection(_Section):
+    id: str = Field("station-1", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$",
+                    description="Stable id of this station, stored with every inspection")
+    name: str = Field("QC station 1", description="Name shown on the screens")
+    workshop: str = Field("", description="Workshop / site name (goes on batches and certificates)")
+
+
+class TriggerSection(_Section):
+    mode: Literal["placement", "manual", "conveyor", "every_frame"] = Field(
+        "placement",
+        description="placement: inspect once per mask placed on the tray (presence + stability); "
+        "manual: only on the API / screen button; conveyor: the controller's trigger line; "
+        "every_frame: every frame the source delivers is one mask (simulator, folder replay)",
+    )
+    min_interval_s: float = Field(0.0, ge=0, le=3600,
+                                  description="Never inspect more often than this (every_frame mode)")
+
+
+class ModelSection(_Section):
+    enabled: bool = Field(True, description="Run the ONNX defect classifier if a model is available")
+    path: Path | None = Field(None, description="ONNX model file; empty = the model bundled in models/")
+    threads: int = Field(1, ge=1, le=8, description="ONNX Runtime intra-op threads")
+
+
+class ApiSection(_Section):
+    host: str = Field("127.0.0.1", description="Bind address. Anything but loopback requires tokens")
+    port: int = Field(8000, ge=1, le=65535)
+    require_tokens: bool | None = Field(
+        None, description="Require an API token for every request; default: only off loopback"
+    )
+
+    @field_validator("host")
+    @classmethod
+    def _check_host(cls, v: str) -> str:
+        if v != "localhost":
+            try:
+                ipaddress.ip_address(v)
+            except ValueError:
+                raise ValueError(
+                    f"{v!r} is not an IP address (use 127.0.0.1, 0.0.0.0 or an interface IP)"
+                ) from None
+        return v
+
+    @property
+    def is_loopback(self) -> bool:
+        return self.host == "localhost" or ipaddress.ip_address(self.host).is_loopback
+
+    @property
+    def tokens_required(self) -> bool:
+        return (not self.is_loopback) or bool(self.require_tokens)
+
+    @model_validator(mode="after")
+    def verify_lan_needs_tokens(self) -> ApiSection:
+        if not self.is_loopback and self.require_tokens is False:
+            raise ValueError(
+                f"host {self.host} is reachable from the network: require_tokens cannot be false there"
+            )
+        return self
+
+
+class RetentionSection(_Section):
+    keep_pass_days: float | None = Field(30.0, gt=0, description="Delete pass thumbnails after this")
+    keep_reject_days: float | None = Field(
+        None, gt=0, description="Delete reject images after this; empty = only when space runs out"
+    )
+    min_free_mb: float = Field(500.0, ge=0, description="Free-space guard for the data disk")
+    jpeg_quality: int = Field(90, ge=50, le=100)
+    thumb_width_px: int = Field(640, ge=64, le=4096)
+
+
+class StationConfig(_Section):
+    """The whole station configuration (one TOML file)."""
+
+    data_dir: Path = Field(Path("qc-data"), description="Database + images (relative to the config file)")
+    station: StationSection = StationSection()
+    capture: Annotated[Any, Field(description="Frame source: a qc_station.capture CaptureConfig "
+                                  "(picamera2 | opencv | folder | sim), see docs/capture.md")] = None
+    trigger: TriggerSection = TriggerSection()
+    spec: str = Field("resilience-pleated", description="Bundled spec name or a spec TOML file")
+    calibration: str = Field("sim", description="station.json path, or 'sim' for the simulator's calibration")
+    calibration_max_age_days: float = Field(180.0, gt=0, description="Older calibrations show a warning")
+    model: ModelSection = ModelSection()
+    api: ApiSection = ApiSection()
+    retention: RetentionSection = RetentionSection()
+
+    @field_validator("capture", mode="before")
+    @classmethod
+    def _check_capture(cls, v: Any) -> Any:
+        from pydantic import BaseModel as _Model
+        from pydantic import TypeAdapter
+
+        from qc_station.capture import CaptureConfig
+
+        if isinstance(v, _Model):
+            return v
+        return TypeAdapter(CaptureConfig).validate_python(DEFAULT_CAPTURE if v is None else v)
+
+    @model_validator(mode="after")
+    def verify_trigger_fits_camera(self) -> StationConfig:
+        if self.trigger.mode == "conveyor" and getattr(self.capture, "type", None) == "folder":
+            raise ValueError("trigger.mode 'conveyor' needs a camera, not a folder source")
+        return self
+
+    def resolve_paths(self, base: Path) -> StationConfig:
+        """Relative paths in the file are relative to the file's folder."""
+        upd: dict[str, Any] = {}
+        if not self.data_dir.is_absolute():
+            upd["data_dir"] = base / self.data_dir
+        if self.calibration != "sim" and not Path(self.calibration).is_absolute():
+            upd["calibration"] = str(base / self.calibration)
+        if self.spec.endswith(".toml") and not Path(self.spec).is_absolute():
+            upd["spec"] = str(base / self.spec)
+        cap = self.capture
+        if getattr(cap, "type", None) == "folder" and not Path(cap.path).is_absolute():
+            upd["capture"] = cap.model_copy(update={"path": str(base / cap.path)})
+        if self.model.path is not None and not self.model.path.is_absolute():
+            upd["model"] = self.model.model_copy(update={"path": base / self.model.path})
+        return self.model_copy(update=upd)
+
+
+def _format(err: ValidationError, source: str) -> str:
+    lines = [f"invalid station config {source}:"]
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        lines.append(f"  - {loc}: {e['msg']}")
+    return "\n".join(lines)
+
+
+def parse_config(data: dict[str, Any], *, source: str = "<data>") -> StationConfig:
+    """Validate a mapping; :class:`ConfigError` naming every bad field."""
+    try:
+        return StationConfig.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(_format(err, source)) from None
+
+
+def load_config(path: str | Path) -> StationConfig:
+    """Read ``station.toml``; relative paths inside are taken relative to its folder."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path} (see docs/config.md for an example)") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    return parse_config(data, source=str(path)).resolve_paths(path.resolve().parent)
