@@ -115,6 +115,8 @@ class SimConfig(_Strict):
     still_frames: int = Field(12, ge=1, description="tray: frames the mask lies still")
     fps: float | None = Field(None, gt=0, description="Pace reads to this rate (None: unpaced)")
     noise_sigma: float = Field(1.5, ge=0, le=20, description="Per-frame sensor noise, grey levels")
+    tray: Literal["dark_grey", "black", "green", "light_grey"] | None = Field(
+        "dark_grey", description="The station's tray, fixed for the session (None: random per mask)")
 
     @field_validator("defect_rates", "unusable_rates")
     @classmethod
@@ -196,7 +198,7 @@ def make_source(config: AnyCaptureConfig | dict[str, Any]) -> FrameSource:
         source = SimSource(mode=config.mode, seed=config.seed, defect_rates=config.defect_rates,
                            unusable_rates=config.unusable_rates, empty_frames=config.empty_frames,
                            hands_frames=config.hands_frames, still_frames=config.still_frames,
-                           fps=config.fps, noise_sigma=config.noise_sigma)
+                           fps=config.fps, noise_sigma=config.noise_sigma, tray=config.tray)
     else:  # pragma: no cover - the union is closed
         raise ConfigError(f"unknown capture config {type(config).__name__}")
     if reconnect is not None and reconnect.enabled:

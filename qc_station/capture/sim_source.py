@@ -19,6 +19,7 @@ from __future__ import annotations
 import importlib
 import logging
 import time
+import types
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -40,7 +41,7 @@ DEFAULT_DEFECT_RATES: dict[str, float] = {
 DEFAULT_UNUSABLE_RATES: dict[str, float] = {"blur": 0.02, "exposure": 0.02}
 
 SKIN_BGR = ((120, 150, 205), (95, 125, 180), (70, 95, 140), (150, 175, 225))
-GLOVE_BGR = ((200, 120, 60), (60, 60, 60), (235, 235, 235))
+GLOVE_BGR = ((200, 120, 60), (235, 235, 235))  # blue nitrile, white cotton
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,20 @@ def _validate_rates(rates: Mapping[str, float], allowed: tuple[str, ...], what: 
     return out
 
 
+def _load_simulator() -> Any:
+    """The simulator's public functions (from the package, or its modules if it exports none)."""
+    names = {"default_camera": "camera", "random_mask_params": "params", "render_scene": "scene"}
+    try:
+        package = importlib.import_module("qc_station.sim")
+        found = {}
+        for name, mod in names.items():
+            found[name] = getattr(package, name, None) or getattr(
+                importlib.import_module(f"qc_station.sim.{mod}"), name)
+        return types.SimpleNamespace(**found)
+    except (ImportError, AttributeError) as exc:
+        raise CameraError(f"the simulator is not available in this build: {exc}") from exc
+
+
 class SimSource(FrameSource):
     """Simulated station camera (see the module doc).
 
@@ -75,6 +90,9 @@ class SimSource(FrameSource):
         fps: pace ``read`` to this frame rate (None: as fast as rendering goes).
         noise_sigma: fresh sensor noise per frame (grey levels), so still frames are not
             bit-identical, as with a real camera.
+        tray: the station's tray kind (one of ``qc_station.sim.tray.TRAYS``); the same tray
+            surface and lamp are used for every frame of the session, like a real station, and
+            masks are drawn in fabrics that contrast with it. None: a random tray per mask.
         sim: the simulator module (default ``qc_station.sim``); must offer ``default_camera()``,
             ``random_mask_params(rng, defects=...)`` and ``render_scene(camera, params, rng,
             unusable=...) -> (image, SceneTruth)``.
@@ -92,6 +110,7 @@ class SimSource(FrameSource):
         still_frames: int = 12,
         fps: float | None = None,
         noise_sigma: float = 1.5,
+        tray: str | None = "dark_grey",
         sim: Any = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
@@ -116,7 +135,9 @@ class SimSource(FrameSource):
         self.still_frames = still_frames
         self.fps = fps
         self.noise_sigma = noise_sigma
+        self.tray = tray
         self._sim_override = sim
+        self._station: _FixedStation | None = None
         self._sim: Any = None
         self._camera: Any = None
         self._clock = clock
@@ -133,15 +154,13 @@ class SimSource(FrameSource):
     def _open(self) -> None:
         sim = self._sim_override
         if sim is None:
-            try:
-                sim = importlib.import_module("qc_station.sim")
-                for name in ("default_camera", "random_mask_params", "render_scene"):
-                    getattr(sim, name)
-            except (ImportError, AttributeError) as exc:
-                raise CameraError(f"the simulator is not available in this build: {exc}") from exc
+            sim = _load_simulator()
         self._sim = sim
         self._camera = sim.default_camera()
         self._next_time = None
+        self._station = None
+        if self._sim_override is None and self.tray is not None:
+            self._station = _FixedStation.build(self._camera, self.tray, self.seed)
 
     def _close(self) -> None:
         self._plan = []
@@ -172,8 +191,14 @@ class SimSource(FrameSource):
         return defects, unusable
 
     def _render(self, defects: tuple[str, ...], unusable: tuple[str, ...]) -> _Scene:
-        params = self._sim.random_mask_params(self._rng, defects=defects)
-        image, truth = self._sim.render_scene(self._camera, params, self._rng, unusable=unusable)
+        if self._station is not None:
+            params = self._station.mask_params(self._sim, self._rng, defects)
+            image, truth = self._station.render(params, self._rng, unusable)
+        else:
+            params = self._sim.random_mask_params(self._rng, defects=defects)
+            kwargs = {"tray": self.tray} if self.tray is not None else {}
+            image, truth = self._sim.render_scene(self._camera, params, self._rng, unusable=unusable,
+                                                  **kwargs)
         center = None
         mask_truth = getattr(truth, "mask", None)
         if mask_truth is not None:
@@ -190,7 +215,7 @@ class SimSource(FrameSource):
         self._placement += 1
         self._scene = self._render_mask_scene()
         if self._empty is None:
-            self._empty = self._render((), ("no_mask",))
+            self._empty = self._render((), ("no_mask",))  # the renderer leaves the mask out
         self._plan = (
             [("empty", k) for k in range(self.empty_frames)]
             + [("placing", k) for k in range(self.hands_frames)]
@@ -248,3 +273,64 @@ class SimSource(FrameSource):
             self._sleep(self._next_time - now)
             now = self._next_time
         self._next_time = now + 1.0 / self.fps
+
+
+class _FixedStation:
+    """One tray surface and one lamp for a whole session (the simulator draws both per frame).
+
+    Built from the simulator's parts: the tray texture is rendered once, each mask is
+    composited onto a copy, and the exposure (light fall-off, white balance) always starts from
+    the same seed, so an empty tray looks the same before and after every mask, as it does on a
+    real station. Fabrics that do not contrast with the tray are redrawn, as an operator would
+    not use such a tray.
+    """
+
+    def __init__(self, camera: Any, kind: str, seed: int, radiance: np.ndarray, mm_per_px: float,
+                 parts: dict[str, Any]) -> None:
+        self.camera, self.kind, self.seed = camera, kind, seed
+        self.radiance, self.mm_per_px, self.parts = radiance, mm_per_px, parts
+
+    @classmethod
+    def build(cls, camera: Any, kind: str, seed: int) -> _FixedStation | None:
+        try:
+            from qc_station.sim import draw, geometry, scene, sensor, tray
+
+            parts = {"draw_mask_layer": draw.draw_mask_layer, "composite": scene._composite,
+                     "mask_truth": scene.mask_truth, "expose": sensor.expose, "lum": tray._lum,
+                     "trays": tray.TRAYS}
+            mmpp = float(geometry.mm_per_px_at_center(camera))
+            if kind not in tray.TRAYS:
+                raise ValueError(f"unknown tray {kind!r}; choose from {list(tray.TRAYS)}")
+            w, h = camera.image_size
+            radiance = tray.tray_texture(np.random.default_rng([seed, 1]), h, w, kind, px_per_mm=1 / mmpp)
+        except (ImportError, AttributeError) as exc:  # the simulator changed: use its public API
+            log.warning("sim: fixed-tray rendering unavailable (%s); trays vary per mask", exc)
+            return None
+        return cls(camera, kind, seed, radiance, mmpp, parts)
+
+    def mask_params(self, sim: Any, rng: np.random.Generator, defects: tuple[str, ...]) -> Any:
+        lum, tray_lum = self.parts["lum"], self.parts["lum"](self.parts["trays"][self.kind])
+        params = None
+        for _ in range(30):
+            params = sim.random_mask_params(rng, defects=defects)
+            if abs(lum(params.fabric.mean_color) - tray_lum) >= 0.18:
+                break
+        return params
+
+    def render(self, params: Any, rng: np.random.Generator,
+               unusable: tuple[str, ...]) -> tuple[np.ndarray, Any]:
+        from qc_station.sim.truth import SceneTruth
+
+        frame = self.radiance.copy()
+        knobs: dict[str, Any] = {"tray": self.kind, "camera": getattr(self.camera, "name", "sim")}
+        truth_mask = None
+        if "no_mask" not in unusable and params is not None:
+            layer = self.parts["draw_mask_layer"](params, mm_per_px=self.mm_per_px)
+            self.parts["composite"](self.camera, params, layer, frame, rng)
+            truth_mask = self.parts["mask_truth"](params, layer)
+        else:
+            unusable = ("no_mask", *[u for u in unusable if u != "no_mask"])
+        lamp = np.random.default_rng([self.seed, 2])  # the same light on every frame
+        image = self.parts["expose"](frame, lamp, unusable=unusable, info=knobs)
+        return image, SceneTruth(mask=truth_mask, unusable=unusable, mm_per_px_center=self.mm_per_px,
+                                 params=knobs)
