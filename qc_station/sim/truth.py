@@ -87,3 +87,24 @@ class SceneTruth:
         if not spec.seam.stitch_length_mm.contains(m.stitch_length_mm):
             codes.add("stitch_length")
         return tuple(sorted(codes))
+
+
+@dataclass(frozen=True)
+class BoardViewTruth:
+    """Truth of one calibration-board view: the board pose and where its corners project.
+
+    ``rvec`` / ``tvec_mm``: board -> camera (a board point ``B`` has camera coordinates
+    ``R B + t``), OpenCV convention, mm. ``corners_px``: every chessboard (inner) corner in the
+    board's own order (ChArUco: ``board.getChessboardCorners()``, index = corner id), projected
+    with the camera's distortion; ``in_view``: whether each lies inside the image.
+    """
+
+    board: str
+    rvec: tuple[float, float, float]
+    tvec_mm: tuple[float, float, float]
+    corners_px: tuple[tuple[float, float], ...] = ()
+    in_view: tuple[bool, ...] = ()
+
+    @property
+    def visible_fraction(self) -> float:
+        return sum(self.in_view) / len(self.in_view) if self.in_view else 0.0
