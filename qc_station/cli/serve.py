@@ -48,7 +48,9 @@ def run_station(config, *, log_level: str = "info", setup=None, banner: str = ""
     from qc_station.station import build_station, image_policy
     from qc_station.store import Store
 
-    logging.basicConfig(level=getattr(logging, log_level.upper()), format="%(asctime)s %(levelname)s %(message)s")
+    logging.basicConfig(
+        level=getattr(logging, log_level.upper()), format="%(asctime)s %(levelname)s %(message)s"
+    )
     store = Store(config.data_dir, policy=image_policy(config))
     try:
         station = build_station(config, store)
@@ -72,7 +74,9 @@ def run_station(config, *, log_level: str = "info", setup=None, banner: str = ""
         if not server.started:
             from qc_station.errors import ConfigError
 
-            raise ConfigError(f"could not listen on {config.api.host}:{config.api.port} (port in use? try --port)")
+            raise ConfigError(
+                f"could not listen on {config.api.host}:{config.api.port} (port in use? try --port)"
+            )
     finally:
         store.close()
     return 0
