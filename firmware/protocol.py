@@ -80,7 +80,7 @@ def decode(line):
     for b in payload:
         if b < 32 or b > 126 or b == 36 or b == 42:
             raise ProtocolError(NAK_FORMAT)
-    crc_text = "".join([chr(b) for b in line[star + 1 :]]).upper()
+    crc_text = "".join([chr(b) for b in line[star + 1 :]])  # upper-case hex only
     if _hex4(crc16(payload)) != crc_text:
         raise ProtocolError(NAK_CRC)
     parts = payload.decode().split(",")

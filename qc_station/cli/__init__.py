@@ -28,6 +28,7 @@ COMMANDS = [
     "user",
     "certificate",
     "sim",
+    "conveyor",
 ]
 
 DESCRIPTION = """\

@@ -77,7 +77,7 @@ def decode(line: bytes) -> Message:
     payload = line[1:-5]
     if any(b < 32 or b > 126 or b in (36, 42) for b in payload):
         raise ProtocolError(NAK_FORMAT)
-    if f"{crc16(payload):04X}" != line[-4:].decode("latin-1").upper():
+    if f"{crc16(payload):04X}" != line[-4:].decode("latin-1"):  # upper-case hex only
         raise ProtocolError(NAK_CRC)
     parts = payload.decode("ascii").split(",")
     if len(parts) < 2 or not parts[1] or not parts[0].isdigit() or len(parts[0]) > 10:

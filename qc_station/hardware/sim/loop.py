@@ -179,14 +179,22 @@ def _word(passed: bool | None) -> str:
 
 
 def pipeline_verdicter() -> Callable[[BeltMask], bool] | None:
-    """The real inspection pipeline on simulator frames, or None when it is not installed."""
+    """The real inspection pipeline on simulator frames, or None when it is not available
+    (not installed, or its bundled simulator calibration is missing)."""
     try:
         from qc_station.calibration import bundled_sim_calibration
+        from qc_station.errors import QCError
         from qc_station.sim import render_case
+        from qc_station.spec import load_spec
         from qc_station.vision.pipeline import Inspector
-    except ImportError:
+    except ImportError as exc:
+        log.info("inspection pipeline not available (%s): random verdicts", exc)
         return None
-    inspector = Inspector(bundled_sim_calibration())
+    try:
+        inspector = Inspector(bundled_sim_calibration(), load_spec())
+    except (QCError, OSError) as exc:
+        log.info("inspection pipeline not usable (%s): random verdicts", exc)
+        return None
 
     def inspect(mask: BeltMask) -> bool:
         seed, defects = mask.case
