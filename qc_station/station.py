@@ -248,6 +248,7 @@ class Station:
         t0 = time.perf_counter()
         try:
             result = self.inspector.inspect(frame.image_bgr, image_name=frame.metadata.get("path"))
+            t_inspected = time.perf_counter()
             annotate = getattr(self.inspector, "annotate", None)
             annotated = annotate(frame.image_bgr, result) if annotate is not None else None
         except Exception as exc:
@@ -255,7 +256,8 @@ class Station:
             self._pipeline_fault = f"pipeline error on frame {frame.seq}: {type(exc).__name__}: {exc}"
             self._publish_health()
             return None
-        pipeline_ms = (time.perf_counter() - t0) * 1000
+        t_annotated = time.perf_counter()
+        pipeline_ms = (t_annotated - t0) * 1000
         self._pipeline_fault = None
         meta = frame.metadata_json() if hasattr(frame, "metadata_json") else dict(frame.metadata)
         info = FrameInfo(seq=frame.seq, timestamp=frame.timestamp, source=frame.source, metadata=meta)
@@ -277,7 +279,9 @@ class Station:
         self.count += 1
         self._last_inspection_at = record.ts_epoch
         data = record.model_dump(mode="json")
-        data["station_pipeline_ms"] = round(pipeline_ms, 2)
+        data["station_inspect_ms"] = round((t_inspected - t0) * 1000, 2)
+        data["station_annotate_ms"] = round((t_annotated - t_inspected) * 1000, 2)
+        data["station_store_ms"] = round((time.perf_counter() - t_annotated) * 1000, 2)
         self.events.publish(LiveEvent("inspection", data, id=record.id))
         return record
 

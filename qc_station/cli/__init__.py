@@ -29,6 +29,7 @@ COMMANDS = [
     "certificate",
     "sim",
     "conveyor",
+    "bench_store",
 ]
 
 DESCRIPTION = """\

@@ -12,6 +12,7 @@ import errno
 import os
 import shutil
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,21 +63,34 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+def _write_synced(tmp: Path, data: bytes) -> None:
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def _storage_error(exc: OSError, path: Path) -> StorageError:
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return DiskFullError(f"disk full while writing {path.name} ({exc.strerror})")
+    return StorageError(f"cannot write image {path}: {exc}")
+
+
 def atomic_write(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` so that the file is either absent or complete, even on power loss."""
     tmp = path.with_name(f".{path.name}.tmp")
     try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
+        _write_synced(tmp, data)
         os.replace(tmp, path)
         _fsync_dir(path.parent)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
-        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise DiskFullError(f"disk full while writing {path.name} ({exc.strerror})") from None
-        raise StorageError(f"cannot write image {path}: {exc}") from None
+        raise _storage_error(exc, path) from None
+
+
+#: Encoding a full frame is the slow part of storing a reject (~30 ms per 2304x1296 JPEG here);
+#: OpenCV releases the GIL, so the images of one inspection are encoded side by side.
+_POOL = ThreadPoolExecutor(max_workers=3, thread_name_prefix="qc-image")
 
 
 def encode_jpeg(image_bgr: np.ndarray, quality: int) -> bytes:
@@ -136,22 +150,49 @@ class ImageFiles:
             "annotated": annotated_bgr,
             "thumb": annotated_bgr if annotated_bgr is not None else frame_bgr,
         }
+        jobs = [(kind, sources[kind]) for kind in KINDS_BY_VERDICT[verdict] if sources[kind] is not None]
+
+        def encode_and_write(kind: str, img: np.ndarray) -> WrittenImage:
+            if kind == "thumb":
+                img = thumbnail(img, self.policy.thumb_width_px)
+            data = encode_jpeg(img, self.policy.jpeg_quality)
+            rel = f"{day}/{uid}_{kind}.jpg"
+            tmp = self.root / f"{day}/.{uid}_{kind}.jpg.tmp"
+            try:
+                _write_synced(tmp, data)
+            except OSError as exc:
+                tmp.unlink(missing_ok=True)
+                raise _storage_error(exc, self.root / rel) from None
+            return WrittenImage(kind, rel, len(data))
+
+        futures = [_POOL.submit(encode_and_write, kind, img) for kind, img in jobs]
         written: list[WrittenImage] = []
+        error: BaseException | None = None
+        for fut in futures:
+            try:
+                written.append(fut.result())
+            except BaseException as exc:
+                error = error or exc
         try:
-            for kind in KINDS_BY_VERDICT[verdict]:
-                img = sources[kind]
-                if img is None:
-                    continue
-                if kind == "thumb":
-                    img = thumbnail(img, self.policy.thumb_width_px)
-                data = encode_jpeg(img, self.policy.jpeg_quality)
-                rel = f"{day}/{uid}_{kind}.jpg"
-                atomic_write(self.root / rel, data)
-                written.append(WrittenImage(kind, rel, len(data)))
+            if error is not None:
+                raise error
+            # every file is complete and synced under its temporary name: now make them visible
+            for w in written:
+                os.replace(self.root / f"{day}/.{Path(w.rel_path).name}.tmp", self.root / w.rel_path)
+            if written:
+                _fsync_dir(folder)
+        except OSError as exc:
+            self._discard(day, written)
+            raise _storage_error(exc, folder) from None
         except BaseException:
-            self.remove([w.rel_path for w in written])
+            self._discard(day, written)
             raise
         return written
+
+    def _discard(self, day: str, written: list[WrittenImage]) -> None:
+        for w in written:
+            (self.root / f"{day}/.{Path(w.rel_path).name}.tmp").unlink(missing_ok=True)
+        self.remove([w.rel_path for w in written])
 
     def remove(self, rel_paths: list[str]) -> int:
         """Delete files (missing ones are fine); returns the bytes freed."""
