@@ -35,6 +35,7 @@ class Config:
         self.reject_distance_mm = 1200.0  # photo-eye -> reject flap, along the belt
         self.reject_offset_mm = 45.0  # fire when the mask's middle (not its edge) is at the flap
         self.min_pitch_mm = 120.0  # a new trigger needs this much travel since the last one
+        self.max_block_mm = 400.0  # beam blocked for longer than this: EYE fault, belt stops
         self.reject_pulse_ms = 120  # how long the actuator stays on
         self.watchdog_ms = 1500  # no message from the station for this long -> stop the belt
         self.pwm_freq = 20000

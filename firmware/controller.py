@@ -16,6 +16,7 @@ FAULT_NONE = "NONE"
 FAULT_ESTOP = "ESTOP"
 FAULT_WATCHDOG = "WATCHDOG"
 FAULT_OVERFLOW = "OVERFLOW"
+FAULT_EYE = "EYE"  # beam blocked for longer than any mask: dirty lens, jam, misaligned sensor
 
 
 class Io:
@@ -95,6 +96,9 @@ class Controller:
         self.estop_latched = False
         self.link_lost = False  # watchdog: no message from the station for watchdog_ms
         self.overflow = False
+        self.eye_fault = False
+        self._max_block = config.counts(config.max_block_mm)
+        self._block_start = 0
         self._heard = False  # watchdog armed once the station has spoken
         self._last_rx = now
         self._reject_off_at = None
@@ -138,6 +142,9 @@ class Controller:
             if self.overflow:
                 self.overflow = False
                 self._report_fault(FAULT_OVERFLOW, 0)
+            if self.eye_fault and not self._eye.state:
+                self.eye_fault = False
+                self._report_fault(FAULT_EYE, 0)
             return None
         if kind == "STATUS":
             self.send_status()
@@ -249,8 +256,15 @@ class Controller:
     def _check_eye(self, now, count):
         active = 1 if self.io.eye.value() == self.cfg.eye_active else 0
         if not self._eye.update(active, now, count) or not self._eye.state:
+            if self._eye.state and not self.eye_fault and count - self._block_start > self._max_block:
+                # Blocked for longer than any mask: masks behind would pass untracked.
+                self.eye_fault = True
+                self.running = False
+                self._apply_belt()
+                self._report_fault(FAULT_EYE, 1)
             return
         edge = self._eye.edge_tag
+        self._block_start = edge
         if self._last_trigger_count is not None and edge - self._last_trigger_count < self._min_pitch:
             self.counts.eye_glitches += 1  # a flapping ear loop, not a new mask
             return
@@ -306,6 +320,8 @@ class Controller:
             return FAULT_ESTOP
         if self.link_lost:
             return FAULT_WATCHDOG
+        if self.eye_fault:
+            return FAULT_EYE
         if self.overflow:
             return FAULT_OVERFLOW
         return FAULT_NONE
@@ -327,9 +343,9 @@ class Controller:
         if self.estop_latched:
             red = 1
             buzz = 1 if (now // 250) % 4 == 0 else 0
-        elif self.link_lost or self.overflow:
+        elif self.link_lost or self.overflow or self.eye_fault:
             amber = 1
-            red = blink if self.overflow else 0
+            red = blink if (self.overflow or self.eye_fault) else 0
         elif not self.running:
             amber = blink
         elif self.last_outcome is None or self.last_outcome == PASSED:

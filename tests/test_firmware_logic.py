@@ -361,3 +361,21 @@ def test_status_and_counts_report_the_state(bench: Bench) -> None:
     bench.send("COUNTS")
     (counts,) = bench.kinds("COUNTS")
     assert "triggers=0" in counts.fields and "rejected_noverdict=0" in counts.fields
+
+
+def test_a_photo_eye_blocked_longer_than_any_mask_stops_the_belt(bench: Bench) -> None:
+    bench.send("BELT", "RUN", 50)
+    bench.messages()
+    bench.eye(1, 20)
+    bench.move(bench.cfg.counts(bench.cfg.max_block_mm) + 2)  # a jam / dirty lens
+    assert bench.level(PINS.PIN_BELT_ENABLE) == 0
+    assert ("EYE", "1") in [m.fields for m in bench.kinds("FAULT")]
+    seq = bench.send("BELT", "RUN", 50)
+    assert [m.fields for m in bench.messages() if m.kind == "NAK" and m.seq == seq] == [("STATE",)]
+    bench.send("CLEAR")  # still blocked: the fault stays
+    assert bench.ctl.eye_fault
+    bench.eye(0, 20)
+    bench.send("CLEAR")
+    assert ("EYE", "0") in [m.fields for m in bench.kinds("FAULT")]
+    bench.send("BELT", "RUN", 50)
+    assert bench.level(PINS.PIN_BELT_ENABLE) == 1

@@ -32,6 +32,8 @@ class BeltMask:
     start_mm: float  # leading (downstream) edge at belt travel 0; negative = still upstream
     length_mm: float  # along the belt
     loop_mm: float  # ear loops trailing behind the body
+    hang_gap_mm: float = 0.0  # an ear loop hanging down behind the body: a second, solid beam
+    hang_len_mm: float = 0.0  # break this far behind the tail, this long (0: none)
     defective: bool = False  # simulator truth (what the camera would show)
     case: Any = None  # optional simulator case for rendering its frame
     outcome: str | None = None
@@ -64,18 +66,29 @@ class BeltRecord:
 
 
 def make_masks(
-    n: int, *, pitch_mm: float = 300.0, jitter_mm: float = 25.0, p_defective: float = 0.3, seed: int = 0
+    n: int,
+    *,
+    pitch_mm: float = 300.0,
+    jitter_mm: float = 25.0,
+    p_defective: float = 0.3,
+    p_hanging_loop: float = 0.2,
+    seed: int = 0,
 ) -> list[BeltMask]:
-    """``n`` masks one pitch apart upstream of the eye (one per second at 300 mm/s)."""
+    """``n`` masks one pitch apart upstream of the eye (one per second at 300 mm/s); some have
+    an ear loop hanging behind them that breaks the beam a second time."""
     rng = random.Random(seed)
     masks = []
     for i in range(n):
+        hang = rng.random() < p_hanging_loop
+        gap, length = (rng.uniform(4.0, 10.0), rng.uniform(4.0, 8.0)) if hang else (0.0, 0.0)
         masks.append(
             BeltMask(
                 index=i,
                 start_mm=-100.0 - i * pitch_mm + rng.uniform(-jitter_mm, jitter_mm),
                 length_mm=rng.uniform(90.0, 100.0),
-                loop_mm=rng.uniform(0.0, 25.0),
+                loop_mm=max(rng.uniform(0.0, 25.0), gap + length),
+                hang_gap_mm=gap,
+                hang_len_mm=length,
                 defective=rng.random() < p_defective,
             )
         )
@@ -163,6 +176,8 @@ class SimBelt:
                 blocked = True  # the body
             elif abs(lead) < 0.4 or abs(tail) < 0.4:
                 blocked = blocked or self.rng.random() < 0.5  # edge bounce
+            elif m.hang_len_mm and tail - m.hang_gap_mm - m.hang_len_mm <= 0.0 <= tail - m.hang_gap_mm:
+                blocked = True  # a hanging loop: long enough to pass the debounce
             elif tail - m.loop_mm <= 0.0 < tail:
                 blocked = blocked or self.rng.random() < 0.2  # a dangling ear loop flutters
         self.board.drive(self.pins.PIN_PHOTO_EYE, 1 if blocked else 0)
