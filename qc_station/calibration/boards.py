@@ -308,14 +308,15 @@ def detect_board(spec: BoardSpec, image: np.ndarray, *, max_edge_width_px: float
         return BoardDetection(False, reason, *empty, (w, h), width)
 
     if spec.kind == "charuco":
-        corners, ids, _, marker_ids = _charuco_detector(spec).detectBoard(gray)
+        corners, ids, marker_corners, marker_ids = _charuco_detector(spec).detectBoard(gray)
         n_markers = 0 if marker_ids is None else len(marker_ids)
+        seen = np.concatenate([np.asarray(c).reshape(-1, 2) for c in marker_corners]) if n_markers else None
         if ids is None or len(ids) == 0:
-            return fail(_not_found(gray, f"board not found ({n_markers} markers, no corners)"))
+            return fail(_explain(gray, f"board not found ({n_markers} markers, no corners)", seen))
         ids = ids.ravel().astype(np.int32)
         if len(ids) < min_corners:
-            return fail(f"too few corners: {len(ids)} of {spec.n_corners} (need {min_corners}); "
-                        "board barely visible or partly hidden")
+            few = f"too few corners: {len(ids)} of {spec.n_corners} (need {min_corners})"
+            return fail(_explain(gray, few, seen, otherwise="board barely visible or partly hidden"))
         if cv_charuco_board(spec).checkCharucoCornersCollinear(ids):
             return fail(f"the {len(ids)} corners found lie on one line")
         obj, img = cv_charuco_board(spec).matchImagePoints(corners, ids)
@@ -326,8 +327,8 @@ def detect_board(spec: BoardSpec, image: np.ndarray, *, max_edge_width_px: float
         found, corners = cv2.findChessboardCorners(
             gray, pattern, flags=cv2.CALIB_CB_ADAPTIVE_THRESH | cv2.CALIB_CB_NORMALIZE_IMAGE)
         if not found:
-            return fail(_not_found(gray, f"board not found (no complete {pattern[0]}x{pattern[1]} "
-                                         "chessboard; it must be fully visible)"))
+            return fail(_explain(gray, f"board not found (no complete {pattern[0]}x{pattern[1]} "
+                                       "chessboard; it must be fully visible)"))
         # Refinement window: half the smallest corner spacing, at most 11x11 (Bouguet's size).
         spacing = np.min(np.linalg.norm(np.diff(corners.reshape(pattern[1], pattern[0], 2), axis=1), axis=2))
         win = int(max(2, min(11, spacing * 0.35)))
@@ -343,15 +344,24 @@ def detect_board(spec: BoardSpec, image: np.ndarray, *, max_edge_width_px: float
     return BoardDetection(True, "", obj, img, ids, (w, h), width)
 
 
-def _not_found(gray: np.ndarray, reason: str) -> str:
-    """Say *why* nothing was found when the image itself explains it."""
+def _explain(gray: np.ndarray, reason: str, seen_px: np.ndarray | None = None, otherwise: str = "") -> str:
+    """Say *why* the board was not (fully) found when the image itself explains it: blank or blurry.
+
+    Blur is measured where board markers were seen (``seen_px``) when there are some, else over
+    the whole image.
+    """
     lo, hi = np.percentile(gray, [1, 99])
     if hi - lo < 20:
         return f"{reason}: the image is blank (no contrast)"
-    width = edge_width_px(gray)
+    region = None
+    if seen_px is not None and len(seen_px) >= 4:
+        region = _hull_mask(seen_px, gray.shape)
+        if np.count_nonzero(region) < 400:
+            region = None
+    width = edge_width_px(gray, region)
     if width > MAX_EDGE_WIDTH_PX:
-        return f"{reason}: the image is blurry (edges {width:.1f} px wide)"
-    return reason
+        return f"{reason}: the image is blurry (edges {width:.1f} px wide, max {MAX_EDGE_WIDTH_PX:g})"
+    return f"{reason}; {otherwise}" if otherwise else reason
 
 
 def _hull_mask(points_px: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
