@@ -278,7 +278,7 @@ class ConveyorLink:
         if port is not None:
             with contextlib.suppress(Exception):
                 port.close()
-            if was_connected:
+            if was_connected and not self._stop.is_set():
                 self.stats.reconnects += 1
 
     # ------------------------------------------------------------------ receiving
