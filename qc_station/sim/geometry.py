@@ -28,9 +28,9 @@ def _upsample_bilinear(coarse: np.ndarray, step: int, width: int, height: int) -
     return rows[j0] * (1 - fv) + rows[j0 + 1] * fv
 
 
-@lru_cache(maxsize=6)
+@lru_cache(maxsize=3)
 def pixel_rays(camera: CameraModel) -> tuple[np.ndarray, np.ndarray]:
-    """Normalised undistorted ray (x, y) per pixel (H x W float64 each): the ray is (x, y, 1)."""
+    """Normalised undistorted ray (x, y) per pixel (H x W float32 each): the ray is (x, y, 1)."""
     w, h = camera.image_size
     step = _GRID_STEP_PX
     us = np.arange(0, w + step, step, dtype=np.float64)
@@ -41,7 +41,11 @@ def pixel_rays(camera: CameraModel) -> tuple[np.ndarray, np.ndarray]:
     und = und.reshape(-1, 2)
     xs = und[:, 0].reshape(len(vs), len(us))
     ys = und[:, 1].reshape(len(vs), len(us))
-    return _upsample_bilinear(xs, step, w, h), _upsample_bilinear(ys, step, w, h)
+    rx = _upsample_bilinear(xs, step, w, h).astype(np.float32)
+    ry = _upsample_bilinear(ys, step, w, h).astype(np.float32)
+    rx.setflags(write=False)
+    ry.setflags(write=False)
+    return rx, ry
 
 
 def plane_points(camera: CameraModel, R_plane: np.ndarray, t_plane: np.ndarray,
@@ -55,19 +59,21 @@ def plane_points(camera: CameraModel, R_plane: np.ndarray, t_plane: np.ndarray,
     if roi is not None:
         x0, y0, x1, y1 = roi
         rx, ry = rx[y0:y1, x0:x1], ry[y0:y1, x0:x1]
-    n = R_plane[:, 2]
+    n = R_plane[:, 2].astype(np.float32)
     denom = n[0] * rx + n[1] * ry + n[2]
-    lam = float(n @ t_plane) / np.where(np.abs(denom) < 1e-9, 1e-9, denom)
+    lam = np.float32(n @ t_plane) / np.where(np.abs(denom) < 1e-9, np.float32(1e-9), denom)
     # P_cam = lam * d ; plane point = R^T (P_cam - t)
-    px = lam * rx - t_plane[0]
-    py = lam * ry - t_plane[1]
-    pz = lam - t_plane[2]
-    X = R_plane[0, 0] * px + R_plane[1, 0] * py + R_plane[2, 0] * pz
-    Y = R_plane[0, 1] * px + R_plane[1, 1] * py + R_plane[2, 1] * pz
-    return X.astype(np.float32), Y.astype(np.float32), lam > 0
+    Rf = R_plane.astype(np.float32)
+    tf = np.asarray(t_plane, dtype=np.float32)
+    px = lam * rx - tf[0]
+    py = lam * ry - tf[1]
+    pz = lam - tf[2]
+    X = Rf[0, 0] * px + Rf[1, 0] * py + Rf[2, 0] * pz
+    Y = Rf[0, 1] * px + Rf[1, 1] * py + Rf[2, 1] * pz
+    return X, Y, lam > 0
 
 
-@lru_cache(maxsize=6)
+@lru_cache(maxsize=4)
 def tray_points(camera: CameraModel) -> tuple[np.ndarray, np.ndarray]:
     """Tray-plane point (X, Y mm, float32 H x W) seen by every pixel of ``camera`` (cached)."""
     X, Y, _ = plane_points(camera, camera.R, np.asarray(camera.tvec_mm, dtype=np.float64))

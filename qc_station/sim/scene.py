@@ -150,15 +150,17 @@ def render_mask_plane(
     rng: np.random.Generator | None = None,
     tray: str | None = None,
     sensor: bool = True,
+    supersample: bool = True,
 ) -> tuple[np.ndarray, MaskTruth]:
     """The mask in its own frame, no camera: pixel (col, row) is at mask-frame mm
     ``(-margin_mm + col * mm_per_px, -margin_mm + row * mm_per_px)`` (top-left of the outline at
     ``margin_mm``). Same painter as :func:`render_scene`; lighting, noise and JPEG are applied
-    unless ``sensor`` is False. Loops outside the margin are cut off.
+    unless ``sensor`` is False. Loops outside the margin are cut off. ``supersample=False``
+    paints at the output resolution (~3x faster, for bulk training data).
     """
     rng = rng if rng is not None else np.random.default_rng(params.seed)
     extent = (-margin_mm, -margin_mm, params.width_mm + margin_mm, params.height_mm + margin_mm)
-    layer = draw_mask_layer(params, mm_per_px=mm_per_px, extent_mm=extent)
+    layer = draw_mask_layer(params, mm_per_px=mm_per_px, extent_mm=extent, supersample=supersample)
     h, w = layer.rgba.shape[:2]
     kind = tray or pick_tray(rng, params.fabric.mean_color)
     frame = tray_texture(rng, h, w, kind, px_per_mm=1 / mm_per_px)

@@ -10,8 +10,9 @@ import numpy as np
 
 def illumination(rng: np.random.Generator, height: int, width: int, *, vignetting: bool = True) -> np.ndarray:
     """Relative light falling on each pixel (float32 H x W): vignetting x a linear gradient."""
-    xn = np.linspace(-1, 1, width, dtype=np.float32)
-    yn = np.linspace(-1, 1, height, dtype=np.float32) * (height / width)
+    gh, gw = height // 8 + 2, width // 8 + 2  # smooth: compute coarse, then interpolate
+    xn = np.linspace(-1, 1, gw, dtype=np.float32)
+    yn = np.linspace(-1, 1, gh, dtype=np.float32) * np.float32(height / width)
     gx, gy = rng.uniform(-0.1, 0.1, 2)
     light = 1 + gx * xn[None, :] + gy * yn[:, None]
     if vignetting:
@@ -19,7 +20,24 @@ def illumination(rng: np.random.Generator, height: int, width: int, *, vignettin
         r2 = (xn**2)[None, :] + (yn**2)[:, None]
         r2 /= r2.max()
         light = light * (1 - a * r2)
-    return light.astype(np.float32)
+    return cv2.resize(light.astype(np.float32), (width, height), interpolation=cv2.INTER_LINEAR)
+
+
+def _seed_cv(rng: np.random.Generator) -> None:
+    cv2.setRNGSeed(int(rng.integers(1, 2**31 - 1)))
+
+
+def add_sensor_noise(img_u8: np.ndarray, rng: np.random.Generator, shot: float, read: float) -> np.ndarray:
+    """Shot (signal-dependent) + read noise on an 8-bit frame, deterministic from ``rng``."""
+    levels = np.arange(256, dtype=np.float32) / 255
+    sigma_lut = (np.sqrt(levels * shot + read) * 255).astype(np.float32)
+    sigma = cv2.LUT(img_u8, sigma_lut)
+    noise = np.empty(img_u8.shape, np.float32)
+    _seed_cv(rng)
+    cv2.randn(noise, 0.0, 1.0)
+    cv2.multiply(noise, sigma, dst=noise)
+    noisy = cv2.add(img_u8.astype(np.float32), noise)
+    return cv2.convertScaleAbs(noisy)  # rounds and saturates to 0..255
 
 
 def motion_kernel(rng: np.random.Generator, length_px: float) -> np.ndarray:
@@ -50,7 +68,7 @@ def expose(
     light = illumination(rng, h, w, vignetting=vignetting) * np.float32(rng.uniform(0.92, 1.08))
     wb = rng.uniform(0.96, 1.04, 3).astype(np.float32)
     img *= light[..., None]
-    img *= wb
+    img *= wb  # white balance
     sigma = float(rng.uniform(0.5, 1.2))
     cv2.GaussianBlur(img, (0, 0), sigma, dst=img)
     knobs = {"defocus_px": sigma}
@@ -59,15 +77,18 @@ def expose(
         img = cv2.filter2D(img, -1, motion_kernel(rng, length), borderType=cv2.BORDER_REFLECT)
         knobs["motion_blur_px"] = length
     if "exposure" in unusable:
-        gain = float(rng.uniform(2.8, 4.5) if rng.uniform() < 0.5 else rng.uniform(0.04, 0.1))
+        # relative to the scene, so any tray/fabric ends up clipped: over-exposed puts the
+        # darkest third above white, under-exposed puts the brightest tenth near black
+        luma = cv2.cvtColor(np.ascontiguousarray(img[::8, ::8]), cv2.COLOR_BGR2GRAY)
+        if rng.uniform() < 0.5:
+            gain = float(rng.uniform(1.15, 1.8) / max(np.percentile(luma, 30), 1e-3))
+        else:
+            gain = float(rng.uniform(0.025, 0.06) / max(np.percentile(luma, 90), 1e-3))
         img *= gain
         knobs["exposure_gain"] = gain
-    # shot + read noise
-    noise = rng.standard_normal(img.shape, dtype=np.float32)
-    np.clip(img, 0, 1, out=img)
-    noise *= np.sqrt(img * np.float32(rng.uniform(1.5e-4, 4e-4)) + np.float32(rng.uniform(1e-5, 4e-5)))
-    img += noise
-    out = np.clip(img * 255 + 0.5, 0, 255).astype(np.uint8)
+    np.clip(img, 0, None, out=img)
+    out = cv2.convertScaleAbs(img, alpha=255.0)
+    out = add_sensor_noise(out, rng, float(rng.uniform(1.5e-4, 4e-4)), float(rng.uniform(1e-5, 4e-5)))
     if jpeg:
         q = int(rng.integers(75, 96))
         _ok, buf = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, q])

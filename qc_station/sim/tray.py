@@ -39,14 +39,14 @@ def tray_texture(rng: np.random.Generator, height: int, width: int, kind: str, p
     """A tray surface image (float32 BGR, 0..1) of ``height`` x ``width`` px at ``px_per_mm``."""
     base = np.asarray(TRAYS[kind], np.float32) * np.float32(rng.uniform(0.9, 1.1))
     light = _lum(base) > 0.4
-    img = np.empty((height, width, 3), np.float32)
-    img[:] = base
-    # matte mottling + fine grain
-    mott = _smooth(rng, height, width, 30 * px_per_mm) * 0.03
-    mott += _smooth(rng, height, width, 3 * px_per_mm) * 0.015
-    grain = rng.standard_normal((height, width), dtype=np.float32)
-    grain = cv2.GaussianBlur(grain, (0, 0), 0.8) * 0.035
-    img *= (1 + mott + grain)[..., None]
+    # matte mottling + fine grain (one brightness factor for all channels)
+    fac = _smooth(rng, height, width, 30 * px_per_mm) * 0.03
+    fac += _smooth(rng, height, width, 3 * px_per_mm) * 0.015
+    grain = np.empty((height, width), np.float32)
+    cv2.setRNGSeed(int(rng.integers(1, 2**31 - 1)))
+    cv2.randn(grain, 0.0, 0.035)
+    fac += cv2.GaussianBlur(grain, (0, 0), 0.8)
+    fac += 1
     # dust, lint and scratches: lighter on dark trays, darker on light ones
     marks = np.zeros((height, width), np.uint8)
     n_dust = int(rng.integers(60, 400))
@@ -70,11 +70,12 @@ def tray_texture(rng: np.random.Generator, height: int, width: int, kind: str, p
         p1 = p0 + ln * np.array([np.cos(ang), np.sin(ang)])
         cv2.line(marks, (int(p0[0] * 16), int(p0[1] * 16)), (int(p1[0] * 16), int(p1[1] * 16)),
                  int(rng.integers(25, 70)), 1, cv2.LINE_AA, 4)
-    m = marks.astype(np.float32) / 255
+    m = marks.astype(np.float32) * np.float32(1 / 255)
+    add = None
     if light:
-        img *= (1 - 0.45 * m)[..., None]
+        fac *= 1 - 0.45 * m
     else:
-        img += (0.35 * m)[..., None] * (1 - img)
+        add = 0.35 * m
     if shadows if shadows is not None else rng.uniform() < 0.3:
         # a soft shadow cast from outside the view (a hand, the camera arm)
         yy, xx = np.mgrid[0:height:8, 0:width:8].astype(np.float32)
@@ -83,5 +84,11 @@ def tray_texture(rng: np.random.Generator, height: int, width: int, kind: str, p
         edge = rng.uniform(0.2, 0.45) * max(width, height)
         sh = 1 / (1 + np.exp(-(d - edge) / (0.06 * max(width, height))))
         sh = cv2.resize(sh, (width, height), interpolation=cv2.INTER_LINEAR)
-        img *= (1 - rng.uniform(0.15, 0.35) * sh)[..., None]
-    return img
+        fac *= 1 - np.float32(rng.uniform(0.15, 0.35)) * sh
+    chans = []
+    for c in range(3):
+        ch = fac * base[c]
+        if add is not None:
+            ch += add * (1 - base[c])
+        chans.append(ch)
+    return cv2.merge(chans)
