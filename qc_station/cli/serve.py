@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 
 EPILOG = """\
 examples:
@@ -53,6 +54,9 @@ def run_station(config, *, log_level: str = "info", setup=None, banner: str = ""
     )
     store = Store(config.data_dir, policy=image_policy(config))
     try:
+        from qc_station.api.auth import check_bind_security
+
+        check_bind_security(config, store)  # before touching the camera
         station = build_station(config, store)
         app = create_app(config, store, station)  # refuses a LAN bind without tokens
         if setup is not None:
@@ -62,11 +66,15 @@ def run_station(config, *, log_level: str = "info", setup=None, banner: str = ""
                                         timeout_graceful_shutdown=2, access_log=False, lifespan="off"))
         server.on_exit = station.events.close
         host = "127.0.0.1" if config.api.host in ("0.0.0.0", "::") else config.api.host
-        print(banner or "Mask QC station", flush=True)
-        print(f"  operator screen: http://{host}:{config.api.port}/", flush=True)
-        print(f"  API docs:        http://{host}:{config.api.port}/docs", flush=True)
-        print(f"  data:            {config.data_dir.resolve()}", flush=True)
-        print("  stop with Ctrl-C", flush=True)
+
+        def announce() -> None:  # only once the port is listening, so the URL works when printed
+            print(banner or "Mask QC station", flush=True)
+            print(f"  operator screen: http://{host}:{config.api.port}/", flush=True)
+            print(f"  API docs:        http://{host}:{config.api.port}/docs", flush=True)
+            print(f"  data:            {config.data_dir.resolve()}", flush=True)
+            print("  stop with Ctrl-C", flush=True)
+
+        server.on_started = announce
         try:
             server.run()
         finally:
@@ -86,14 +94,23 @@ def _make_server_class():
     import uvicorn
 
     class Server(uvicorn.Server):
-        """uvicorn that first ends the live streams, so shutdown does not wait on open browsers."""
+        """uvicorn that first ends the live streams (so shutdown does not wait on open browsers) and
+        treats Ctrl-C / SIGTERM as a normal stop: the station and store shut down, exit code 0."""
 
         on_exit = None
+        on_started = None
+
+        async def startup(self, sockets=None) -> None:
+            await super().startup(sockets=sockets)
+            if self.started and self.on_started is not None:
+                self.on_started()
 
         def handle_exit(self, sig, frame) -> None:
             if self.on_exit is not None:
                 self.on_exit()
-            super().handle_exit(sig, frame)
+            if self.should_exit and sig == signal.SIGINT:
+                self.force_exit = True  # a second Ctrl-C: stop waiting for connections
+            self.should_exit = True  # not re-raised after shutdown, unlike uvicorn's default
 
     return Server
 
