@@ -53,6 +53,7 @@ class Counts:
         "dropped",
         "watchdog_trips",
         "estops",
+        "stale_commands",
     )
 
     def __init__(self):
@@ -99,6 +100,7 @@ class Controller:
         self.eye_fault = False
         self._max_block = config.counts(config.max_block_mm)
         self._block_start = 0
+        self._last_cmd_seq = None  # seq of the last BELT / ESTOP / CLEAR applied
         self._heard = False  # watchdog armed once the station has spoken
         self._last_rx = now
         self._reject_off_at = None
@@ -125,14 +127,21 @@ class Controller:
             if not fields or parse_uint(fields[0]) != PROTOCOL_VERSION:
                 return NAK_VERSION
             self.link.reset_rx()
+            self._last_cmd_seq = None  # the station's sequence numbers start afresh
             self.link.send("HELLO", (PROTOCOL_VERSION, self.firmware_version, self.boot_id))
             self.send_status()
             return None
+        if kind == "ESTOP":
+            self._fresh_command(seq)
+            self._latch_estop()  # always: stopping is never out of order
+            return None
+        if kind in ("BELT", "CLEAR") and not self._fresh_command(seq):
+            # A retransmission of an older command overtaken by a newer one (its first copy
+            # was lost): a RUN must not undo a later STOP, a CLEAR must not undo a later ESTOP.
+            self.counts.stale_commands += 1
+            return None
         if kind == "BELT":
             return self._on_belt(fields)
-        if kind == "ESTOP":
-            self._latch_estop()
-            return None
         if kind == "CLEAR":
             if self.io.estop.value() == self.cfg.estop_active or not self._estop_release.state:
                 return NAK_STATE  # the button is still pressed: clearing must not restart anything
@@ -153,6 +162,13 @@ class Controller:
             self.send_counts()
             return None
         return NAK_TYPE
+
+    def _fresh_command(self, seq):
+        last = self._last_cmd_seq
+        if last is not None and not 0 < (seq - last) % 65536 < 32768:
+            return False
+        self._last_cmd_seq = seq
+        return True
 
     def _on_verdict(self, fields):
         if len(fields) != 2 or fields[1] not in (PASSED, REJECT_FAIL):

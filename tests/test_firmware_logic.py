@@ -379,3 +379,20 @@ def test_a_photo_eye_blocked_longer_than_any_mask_stops_the_belt(bench: Bench) -
     assert ("EYE", "0") in [m.fields for m in bench.kinds("FAULT")]
     bench.send("BELT", "RUN", 50)
     assert bench.level(PINS.PIN_BELT_ENABLE) == 1
+
+
+def test_an_overtaken_command_is_never_applied_out_of_order(bench: Bench) -> None:
+    # RUN (seq 60) was lost on the wire; STOP (61) arrived; then RUN's retransmission arrives.
+    bench.send("BELT", "STOP", seq=61)
+    bench.send("BELT", "RUN", 50, seq=60)
+    assert bench.level(PINS.PIN_BELT_ENABLE) == 0
+    # The same for CLEAR overtaken by a newer ESTOP.
+    bench.send("ESTOP", seq=63)
+    bench.send("CLEAR", seq=62)
+    assert bench.ctl.estop_latched
+    assert bench.ctl.counts.stale_commands == 2
+    acks = {m.seq for m in bench.messages() if m.kind == "ACK"}
+    assert {60, 61, 62, 63} <= acks  # acknowledged (so not resent), just not applied
+    bench.send("CLEAR", seq=64)
+    bench.send("BELT", "RUN", 50, seq=65)
+    assert bench.level(PINS.PIN_BELT_ENABLE) == 1

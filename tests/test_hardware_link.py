@@ -157,3 +157,27 @@ def test_trigger_from_a_passing_mask_and_verdict_back() -> None:
         assert wait_for(lambda: len(link.rejections) == 1, 10.0)
         assert link.rejections[0].seq == 1 and link.rejections[0].reason == "FAIL"
         assert wait_for(lambda: mask.outcome == "rejected")
+
+
+def test_controller_reboot_keeps_station_trigger_seqs_unique(
+    host: ControllerHost, link: ConveyorLink
+) -> None:
+    """After a reboot the controller numbers masks from 1 again; the station's seqs must not
+    repeat (ConveyorTrigger drops repeated seqs as duplicates) and old verdicts are not sent."""
+    from qc_station.capture.triggers import ConveyorTrigger
+
+    sink = ConveyorTrigger()
+    link.on_trigger = sink.feed
+    boot = link.info.boot_id if link.info else 0
+    write_to_station(host, codec.encode(60010, "TRIG", (1, 100, 0)))
+    first = sink.wait(3.0)
+    assert first is not None and first.seq == 1
+    write_to_station(host, codec.encode(1, "HELLO", (1, "9.9.9", boot + 1)))  # rebooted
+    assert wait_for(lambda: link.info is not None and link.info.boot_id == boot + 1)
+    write_to_station(host, codec.encode(2, "TRIG", (1, 40, 0)))  # mask 1 of the new boot
+    second = sink.wait(3.0)
+    assert second is not None and second.seq == 2 and second.belt_position == 40
+    assert sink.duplicates == 0
+    assert link.send_verdict(first.seq, passed=True) is False  # that mask was already rejected
+    assert link.stats.stale_verdicts == 1
+    assert link.send_verdict(second.seq, passed=True) is True

@@ -111,6 +111,7 @@ class ConveyorLink:
         self._mask_of_seq: dict[int, tuple[int | None, int]] = {}
         self._seen_masks: deque[int] = deque(maxlen=512)
         self._seen_rejects: deque[int] = deque(maxlen=512)
+        self._last_state_seq: dict[str, int] = {}  # controller seq of the last applied report
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> ConveyorLink:
@@ -350,17 +351,23 @@ class ConveyorLink:
             self._call(self.on_reject, report)
         elif msg.kind == "FAULT":
             report = FaultReport(f[0], f[1] == "1")
+            if not self._newer("FAULT:" + report.code, msg.seq):
+                return None  # a retransmitted old report arriving after a newer one
             with self._lock:
                 (self.faults.add if report.active else self.faults.discard)(report.code)
             log.warning("conveyor fault %s %s", report.code, "raised" if report.active else "cleared")
             self._call(self.on_fault, report)
         elif msg.kind == "STATUS":
             status = ControllerStatus(f[0] == "RUN", int(f[1]), f[2] == "1", f[3], int(f[4]), int(f[5]))
+            if not self._newer("STATUS", msg.seq):
+                return None
             with self._lock:
                 self.status = status
                 self._status_event.notify_all()
         elif msg.kind == "COUNTS":
             counts = ControllerCounts.from_fields(f)
+            if not self._newer("COUNTS", msg.seq):
+                return None
             with self._lock:
                 self.counts = counts
                 self._counts_event.notify_all()
@@ -380,12 +387,23 @@ class ConveyorLink:
                         "conveyor controller rebooted (boot id %d -> %d)", self._boot_id, info.boot_id
                     )
                     self._seq_offset = self._max_seq
+                    self._last_state_seq.clear()
                 self._boot_id = info.boot_id
                 self.info = info
                 self._connected.set()
         else:
             return codec.NAK_TYPE
         return None
+
+    def _newer(self, key: str, seq: int) -> bool:
+        """State reports (STATUS, FAULT, COUNTS) are applied only when newer than the last one
+        applied: a retransmission of an old one may arrive after a newer one."""
+        with self._lock:
+            last = self._last_state_seq.get(key)
+            if last is not None and not 0 < (seq - last) % (codec.SEQ_MAX + 1) < 32768:
+                return False
+            self._last_state_seq[key] = seq
+            return True
 
     def _on_trig(self, mask_id: int, belt_position: int) -> None:
         with self._lock:

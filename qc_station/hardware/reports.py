@@ -55,6 +55,7 @@ class ControllerCounts:
     dropped: int = 0
     watchdog_trips: int = 0
     estops: int = 0
+    stale_commands: int = 0  # BELT / CLEAR overtaken by a newer command, ignored
 
     @classmethod
     def from_fields(cls, items: tuple[str, ...]) -> ControllerCounts:
