@@ -100,7 +100,8 @@ class StationConfig(_Section):
     data_dir: Path = Field(Path("qc-data"), description="Database + images (relative to the config file)")
     station: StationSection = StationSection()
     capture: Annotated[Any, Field(description="Frame source: a qc_station.capture CaptureConfig "
-                                  "(picamera2 | opencv | folder | sim), see docs/capture.md")] = None
+                                  "(picamera2 | opencv | folder | sim), see docs/capture.md",
+                                  validate_default=True)] = None
     trigger: TriggerSection = TriggerSection()
     spec: str = Field("resilience-pleated", description="Bundled spec name or a spec TOML file")
     calibration: str = Field("sim", description="station.json path, or 'sim' for the simulator's calibration")
