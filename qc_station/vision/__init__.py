@@ -1,0 +1,1 @@
+"""Pure image functions: frame -> tray-plane measurements in mm (see ``pipeline``)."""

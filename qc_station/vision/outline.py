@@ -1,0 +1,259 @@
+"""Sub-pixel outline of the mask body: edge points on profiles across each side + a robust
+rectangle fit.
+
+Works on a crop sampled on the coarse pose (:class:`~.geometry.CropGrid`), where the four
+sides are nearly axis-aligned. For each side, profiles run across the edge every
+:data:`STEP_PX` px (each the mean of :data:`AVG_PX` neighbours along the edge). The edge
+strength is the colour gradient magnitude along the profile: it needs no reference colour
+(the tray darkened by the mask's own soft shadow, or a print with several colours, do not
+move it), and for any symmetric blur it peaks on the edge. A print has edges of its own, often
+steeper than the mask's, but never further out: the edge is the **outermost** rise at least
+:data:`OUTERMOST_REL_SLOPE` of the profile's strongest, located to sub-pixel by a parabola
+through its top three samples.
+
+Ear loops leave the body at the side edges near the corners, so profiles keep
+:data:`CORNER_SKIP_MM` away from the corners, and the fit rejects outliers (loops, pleat steps,
+lint on the edge) iteratively. The model is a rectangle: top/bottom ``y = m x + b``,
+left/right ``x = -m y + d`` (exactly perpendicular), solved linearly.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from qc_station.vision.geometry import CropGrid, MaskPose
+
+#: Half length of each profile across the edge (covers the coarse pose's error).
+SEARCH_MM = 4.0
+#: Profiles stay this far from the corners (ear loop attachments, rounded corners).
+CORNER_SKIP_MM = 16.0
+#: A profile is averaged over this many px along the edge (noise, prints), every STEP_PX px.
+AVG_PX = 5
+STEP_PX = 3
+#: The edge is the outermost rise at least this fraction of the profile's steepest rise.
+OUTERMOST_REL_SLOPE = 0.5
+#: Second pass: the edge is searched this close to the first fit.
+REFINE_MM = 1.0
+#: An edge point is kept when its slope is at least this fraction of the side's median.
+MIN_REL_CONTRAST = 0.35
+
+
+@dataclass(frozen=True)
+class Outline:
+    """Fitted body rectangle."""
+
+    pose: MaskPose  # refined: centre, angle, width, height (mm)
+    points_mm: dict[str, np.ndarray]  # inlier edge points per side, mask frame (of the refined pose)
+    residual_mm: float  # RMS distance of inlier edge points to the fitted rectangle
+    inlier_fraction: float
+    edge_contrast: float  # median step height (colour distance) across the edges
+
+
+@dataclass(frozen=True)
+class EdgeProfiles:
+    """Raw profiles across the four sides (for the outline fit and the blur score)."""
+
+    profiles: dict[str, np.ndarray]  # side -> (n, L, 3) colour, inward = increasing index
+    positions: dict[str, np.ndarray]  # side -> (n,) coordinate along the edge (crop px)
+    start_px: dict[str, float]  # side -> crop coordinate across the edge of profile index 0
+    direction: dict[str, int]  # side -> +1 if index grows with the crop coordinate, else -1
+
+
+def edge_profiles(crop: np.ndarray, grid: CropGrid) -> EdgeProfiles:
+    """Profiles across each side of the coarse outline, inward = increasing index."""
+    s = grid.mm_per_px
+    half = round(SEARCH_MM / s)
+    skip = round(CORNER_SKIP_MM / s)
+    x0, y0 = grid.mask_to_px(np.array([0.0, 0.0]))
+    x1, y1 = grid.mask_to_px(np.array([grid.pose.width_mm, grid.pose.height_mm]))
+    img = crop.astype(np.float32)
+    h, w = img.shape[:2]
+    out_p, out_pos, out_start, out_dir = {}, {}, {}, {}
+    for side in ("top", "bottom", "left", "right"):
+        if side in ("top", "bottom"):
+            edge = y0 if side == "top" else y1
+            lo, hi = int(x0) + skip, int(x1) - skip
+            strip = img[:, max(lo, 0):min(hi, w)]  # rows across, cols along
+            strip = np.transpose(strip, (1, 0, 2))  # (along, across, 3)
+            pos0 = max(lo, 0)
+        else:
+            edge = x0 if side == "left" else x1
+            lo, hi = int(y0) + skip, int(y1) - skip
+            strip = img[max(lo, 0):min(hi, h), :]  # (along, across, 3)
+            pos0 = max(lo, 0)
+        e = round(edge)
+        a, b = e - half, e + half + 1
+        if a < 0 or b > strip.shape[1] or strip.shape[0] < AVG_PX * 4:
+            continue
+        band = strip[:, a:b]
+        inward = side in ("top", "left")
+        if not inward:
+            band = band[:, ::-1]
+        # average along the edge (box of AVG_PX), sample every STEP_PX
+        band = cv2.blur(band, (1, AVG_PX))[AVG_PX // 2::STEP_PX]
+        prof = band
+        out_p[side] = prof
+        out_pos[side] = pos0 + AVG_PX // 2 + np.arange(len(prof)) * STEP_PX
+        out_start[side] = float(a if inward else b - 1)
+        out_dir[side] = 1 if inward else -1
+    return EdgeProfiles(out_p, out_pos, out_start, out_dir)
+
+
+def _smoothed_gradient(prof: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Profiles smoothed along their length, and the colour gradient magnitude (per px)."""
+    sm = cv2.GaussianBlur(prof.astype(np.float32), (0, 0), sigmaX=1.0, sigmaY=0.01)
+    g = np.zeros(sm.shape[:2], np.float32)
+    d = 0.5 * (sm[:, 2:] - sm[:, :-2])
+    g[:, 1:-1] = np.sqrt((d * d).sum(axis=2))
+    return sm, g
+
+
+def _step_height(sm: np.ndarray) -> np.ndarray:
+    q = max(3, sm.shape[1] // 8)
+    diff = np.median(sm[:, -q:], axis=1) - np.median(sm[:, :q], axis=1)
+    return np.sqrt((diff * diff).sum(axis=1))
+
+
+def peak_slopes(prof: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Steepest colour change of each profile (per px) and its step height (outer ends)."""
+    sm, g = _smoothed_gradient(prof)
+    return g[:, 2:-2].max(axis=1), _step_height(sm)
+
+
+def _peaks(prof: np.ndarray, expected: np.ndarray | None = None,
+           window_px: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sub-pixel index of the edge on each profile, its slope and step height.
+
+    The outermost rise of at least :data:`OUTERMOST_REL_SLOPE` of the profile's strongest,
+    looking only within ``window_px`` of ``expected`` when that is given.
+    """
+    sm, g = _smoothed_gradient(prof)
+    n = g.shape[1]
+    r = np.arange(len(g))
+    # a print edge inside the mask may be steeper than the mask's own edge, but it is never
+    # further out: take the outermost strong rise (within the window, if one is given)
+    inner = g.copy()
+    inner[:, :2] = inner[:, -2:] = 0.0
+    if expected is not None:
+        idx = np.arange(n)[None, :]
+        inner[np.abs(idx - np.rint(expected)[:, None]) > window_px] = 0.0
+    strong = inner >= OUTERMOST_REL_SLOPE * inner.max(axis=1, keepdims=True)
+    k = np.argmax(strong, axis=1)
+    for _ in range(n):  # climb to the top of that rise
+        nxt = np.minimum(k + 1, n - 2)
+        up = inner[r, nxt] > inner[r, k]
+        if not up.any():
+            break
+        k = np.where(up, nxt, k)
+    k = np.clip(k, 1, n - 2)
+    gm, g0, gp = g[r, k - 1], g[r, k], g[r, k + 1]
+    den = gm - 2 * g0 + gp
+    off = np.where(den < 0, 0.5 * (gm - gp) / np.where(den < 0, den, -1), 0.0)
+    off = np.clip(off, -0.5, 0.5)
+    return k + off, g0, _step_height(sm)
+
+
+def _solve(rows: np.ndarray, rhs: np.ndarray, w: np.ndarray) -> np.ndarray:
+    sw = np.sqrt(w)[:, None]
+    p, *_ = np.linalg.lstsq(rows * sw, rhs * sw[:, 0], rcond=None)
+    return p
+
+
+_COL = {"top": 1, "bottom": 2, "left": 3, "right": 4}
+
+
+def _edge_rows(prof: EdgeProfiles, lines: np.ndarray | None, window_px: int):
+    """Design rows / right-hand sides / side names of the rectangle fit, and step heights."""
+    rows, rhs, sides, contrast = [], [], [], []
+    for side, p in prof.profiles.items():
+        along = prof.positions[side].astype(np.float64)
+        expected = None
+        if lines is not None:
+            m, b = lines[0], lines[_COL[side]]
+            across_fit = (m * along + b) if side in ("top", "bottom") else (-m * along + b)
+            expected = (across_fit - prof.start_px[side]) * prof.direction[side]
+        idx, slope, step = _peaks(p, expected, window_px)
+        med = float(np.median(slope))
+        if med <= 0:
+            return None
+        keep = slope > MIN_REL_CONTRAST * med
+        across = prof.start_px[side] + prof.direction[side] * idx[keep]
+        a = along[keep]
+        r = np.zeros((len(a), 5))
+        r[:, 0] = a if side in ("top", "bottom") else -a  # y = m x + b  /  x = -m y + d
+        r[:, _COL[side]] = 1.0
+        rows.append(r)
+        rhs.append(across)
+        sides += [side] * len(a)
+        contrast.append(float(np.median(step)))
+    return np.vstack(rows), np.concatenate(rhs), np.array(sides), float(np.median(contrast))
+
+
+def _robust_fit(rows: np.ndarray, rhs: np.ndarray, sides: np.ndarray, floor_px: float):
+    """Rectangle parameters (m, b_top, b_bottom, d_left, d_right) and inlier weights."""
+    w = np.ones(len(rhs))
+    for _ in range(5):
+        p = _solve(rows, rhs, w)
+        res = np.abs(rhs - rows @ p)
+        for sd in _COL:  # each side its own scale: one noisy side must not cost the others
+            on = sides == sd
+            scale = 1.4826 * np.median(res[on & (w > 0)]) if (on & (w > 0)).any() else 0.0
+            w[on] = res[on] < max(3.0 * scale, floor_px)
+    if any((w[sides == sd] > 0).sum() < 5 for sd in _COL):
+        return None
+    return _solve(rows, rhs, w), w
+
+
+def fit_outline(crop: np.ndarray, grid: CropGrid) -> Outline | None:
+    """Fit the body rectangle on a crop around the coarse pose; None when edges are missing.
+
+    Two passes: the outermost strong rise on each profile and a robust fit, then the same
+    within :data:`REFINE_MM` of that fit (a lint or a loop no longer sets the threshold) and
+    a robust fit again.
+    """
+    prof = edge_profiles(crop, grid)
+    if len(prof.profiles) < 4:
+        return None
+    first = _edge_rows(prof, None, 0)
+    if first is None or (fit := _robust_fit(*first[:3], floor_px=2.0)) is None:
+        return None
+    window = max(2, round(REFINE_MM / grid.mm_per_px))
+    second = _edge_rows(prof, fit[0], window)
+    if second is None or (fit := _robust_fit(*second[:3], floor_px=0.6)) is None:
+        return None
+    rows_a, rhs_a, sides_a, contrast = second
+    w = fit[1]
+    p = _solve(rows_a, rhs_a, w)
+    res = rhs_a - rows_a @ p
+    m, bt, bb, dl, dr = p
+    norm = math.sqrt(1 + m * m)
+    s = grid.mm_per_px
+    width = (dr - dl) / norm * s
+    height = (bb - bt) / norm * s
+    # centre: intersection of the mid-lines y = m x + (bt+bb)/2 and x = -m y + (dl+dr)/2
+    yc0, xc0 = (bt + bb) / 2, (dl + dr) / 2
+    xc = (xc0 - m * yc0) / (1 + m * m)
+    yc = m * xc + yc0
+    centre_mask = grid.px_to_mask(np.array([xc, yc]))
+    centre_tray = grid.pose.mask_to_tray(centre_mask)
+    pose = MaskPose((float(centre_tray[0]), float(centre_tray[1])),
+                    grid.pose.angle_deg + math.degrees(math.atan(m)), float(width), float(height))
+    inl = w > 0
+    pts = {}
+    for side in _COL:
+        sel = inl & (sides_a == side)
+        along = rows_a[sel, 0] if side in ("top", "bottom") else -rows_a[sel, 0]
+        across = rhs_a[sel]
+        cr = np.stack([along, across], 1) if side in ("top", "bottom") else np.stack([across, along], 1)
+        pts[side] = pose.tray_to_mask(grid.pose.mask_to_tray(grid.px_to_mask(cr)))
+    return Outline(
+        pose=pose,
+        points_mm=pts,
+        residual_mm=float(np.sqrt(np.mean(res[inl] ** 2)) / norm * s),
+        inlier_fraction=float(inl.mean()),
+        edge_contrast=contrast,
+    )

@@ -1,0 +1,255 @@
+"""The inspection pipeline: one camera frame -> :class:`~qc_station.results.InspectionResult`.
+
+Stages (``timing_ms`` keys): ``quality`` (exposure figures), ``rectify`` (coarse tray view,
+1 mm/px), ``segment`` (tray model, foreground, body, first pose), ``outline`` (sub-pixel
+rectangle fit on a 0.2 mm/px de-rotated crop; blur score), ``crop`` (the final
+:class:`MaskCrop` on the refined pose), ``loops``, ``pleats``, ``seam`` (the seam tracker),
+``defects`` (the ONNX classifier, when a model is given), ``decide``; ``total``.
+
+Everything is in the tray plane in mm; pixels never leave this package. An :class:`Inspector`
+is built once per (calibration, spec, model) and reused for every frame; it holds no
+per-frame state.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from qc_station import __version__
+from qc_station.calibration.model import StationCalibration
+from qc_station.decide import decide
+from qc_station.results import InspectionResult, Measurements, Provenance, Quality, Reason
+from qc_station.spec import MaskSpec
+from qc_station.vision import quality as q
+from qc_station.vision.annotate import annotate
+from qc_station.vision.geometry import CropGrid, MaskPose
+from qc_station.vision.loops import count_loops
+from qc_station.vision.outline import edge_profiles, fit_outline
+from qc_station.vision.pleats import count_pleats
+from qc_station.vision.rectify import tray_view
+from qc_station.vision.segment import coarse_pose, foreground
+from qc_station.vision.types import MaskCrop
+
+try:  # the seam tracker is its own module; the pipeline runs it whenever it is installed
+    from qc_station.vision.seam import analyze_seam
+except ImportError:  # pragma: no cover - only while the seam tracker is being written
+    analyze_seam = None
+
+#: Coarse view (segmentation, loops) and fine crop (outline, seam, classifier) scales.
+COARSE_MM_PER_PX = 1.0
+CROP_MM_PER_PX = 0.2
+#: Tray kept around the outline in the MaskCrop (seam tracker and classifier see the edge).
+CROP_MARGIN_MM = 10.0
+#: Crop margin for the first outline fit (covers the coarse pose's error + the profiles).
+FIT_MARGIN_MM = 10.0
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.t0 = self.t = time.perf_counter()
+        self.ms: dict[str, float] = {}
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.ms[name] = round((now - self.t) * 1000.0, 2)
+        self.t = now
+
+    def done(self) -> dict[str, float]:
+        self.ms["total"] = round((time.perf_counter() - self.t0) * 1000.0, 2)
+        return dict(self.ms)
+
+
+def _gate_reason(issue: q.GateIssue) -> Reason:
+    return Reason(code=issue.code, message=issue.message, severity="major", value=round(issue.value, 4),
+                  lower=issue.lower, upper=issue.upper, unit=issue.unit)
+
+
+class Inspector:
+    """Inspects frames of one station (calibration) against one spec, optionally with a model.
+
+    ``model`` is a :class:`qc_station.vision.defects.DefectModel` (or anything with ``sha256``
+    and ``predict(crop)``); None runs no classifier (stain / hole checks are not made, and the
+    provenance says so with ``model_sha256=None``).
+    """
+
+    def __init__(self, calibration: StationCalibration, spec: MaskSpec, *, model=None) -> None:
+        self.calibration = calibration if calibration.id else calibration.with_id()
+        self.spec = spec
+        self.model = model
+        self.view = tray_view(self.calibration, COARSE_MM_PER_PX)  # built once, cached
+        self.provenance = Provenance(
+            spec_name=spec.name, spec_version=spec.version, spec_id=spec.spec_id,
+            calibration_id=self.calibration.id, model_sha256=getattr(model, "sha256", None),
+            software_version=__version__,
+        )
+
+    # -- public ------------------------------------------------------------------------------
+    def inspect(self, image_bgr: np.ndarray, *, image_name: str | None = None) -> InspectionResult:
+        """Inspect one BGR uint8 frame of this station's camera."""
+        clock = _Clock()
+        if image_bgr is None or image_bgr.ndim not in (2, 3) or image_bgr.dtype != np.uint8:
+            return self._unusable(image_name, [Reason(code="unreadable", message="not an 8-bit image")],
+                                  None, clock)
+        if image_bgr.ndim == 2:
+            image_bgr = cv2.cvtColor(image_bgr, cv2.COLOR_GRAY2BGR)
+        elif image_bgr.shape[2] == 4:
+            image_bgr = cv2.cvtColor(image_bgr, cv2.COLOR_BGRA2BGR)
+        h, w = image_bgr.shape[:2]
+        if (w, h) != tuple(self.calibration.image_size):
+            cw, ch = self.calibration.image_size
+            return self._unusable(image_name, [Reason(
+                code="unreadable", message=f"image is {w}x{h} px but the calibration is for {cw}x{ch} px")],
+                None, clock)
+        analysis = self._analyse(image_bgr, clock)
+        return analysis[0].model_copy(update={"image": image_name})
+
+    def inspect_path(self, path: str | Path, *, image_name: str | None = None) -> InspectionResult:
+        """Read and inspect an image file; an unreadable or corrupt file is an ``unreadable``
+        result, never an exception."""
+        return self.inspect_file(path, image_name=image_name)[0]
+
+    def inspect_file(self, path: str | Path, *,
+                     image_name: str | None = None) -> tuple[InspectionResult, np.ndarray | None]:
+        """:meth:`inspect_path`, also returning the decoded frame (None if unreadable)."""
+        clock = _Clock()
+        name = image_name if image_name is not None else str(path)
+        image, problem = read_image(path)
+        if image is None:
+            return self._unusable(name, [Reason(code="unreadable", message=problem)], None, clock), None
+        decode_ms = (time.perf_counter() - clock.t0) * 1000.0
+        result = self.inspect(image, image_name=name)
+        timing = {"decode": round(decode_ms, 2), **result.timing_ms}
+        timing["total"] = round(timing.get("total", 0.0) + decode_ms, 2)
+        return result.model_copy(update={"timing_ms": timing}), image
+
+    def annotate(self, image_bgr: np.ndarray | None, result: InspectionResult) -> np.ndarray:
+        """The frame with outline, dimensions, seam, every reason where it is, and a big verdict
+        banner (``image_bgr`` None, e.g. unreadable: a plain canvas with the banner)."""
+        return annotate(image_bgr, result, self.calibration)
+
+    def analyse(self, image_bgr: np.ndarray) -> tuple[InspectionResult, MaskCrop | None]:
+        """Like :meth:`inspect`, also returning the mask crop (for training / debugging)."""
+        return self._analyse(image_bgr, _Clock())
+
+    # -- stages --------------------------------------------------------------------------------
+    def _unusable(self, name, reasons, quality, clock) -> InspectionResult:
+        return InspectionResult(image=name, verdict="unusable", reasons=tuple(reasons), quality=quality,
+                                provenance=self.provenance, timing_ms=clock.done())
+
+    def _analyse(self, image: np.ndarray, clock: _Clock) -> tuple[InspectionResult, MaskCrop | None]:
+        spec, view = self.spec, self.view
+        expo = q.exposure_stats(image)
+        clock.lap("quality")
+        coarse = view.rectify(image)
+        clock.lap("rectify")
+        fgr = foreground(coarse, view.valid, view.mm_per_px)
+        area_mm2 = float(fgr.fg.sum()) * view.mm_per_px**2
+        nominal_area = spec.dimensions.width_mm.nominal * spec.dimensions.height_mm.nominal
+        issues: list[q.GateIssue] = []
+        pose0 = None
+        if (issue := q.no_mask_issue(area_mm2, nominal_area)) is None:
+            pose0 = coarse_pose(fgr.fg, view.mm_per_px)
+            if pose0 is None or pose0.area_px * view.mm_per_px**2 < q.MIN_AREA_FRACTION * nominal_area:
+                issue = q.no_mask_issue(0.0 if pose0 is None else pose0.area_px * view.mm_per_px**2,
+                                        nominal_area)
+        if issue:
+            issues.append(issue)
+        clock.lap("segment")
+
+        outline, sharpness, clipped_mask = None, 0.0, None
+        if pose0 is not None and not issues:
+            c = view.px_to_tray(np.array(pose0.center_px))
+            first = MaskPose((float(c[0]), float(c[1])), pose0.angle_deg,
+                             pose0.size_px[0] * view.mm_per_px, pose0.size_px[1] * view.mm_per_px)
+            grid = CropGrid.around(first, FIT_MARGIN_MM, CROP_MM_PER_PX)
+            crop0 = grid.sample(view, image)
+            outline = fit_outline(crop0, grid)
+            sharpness = q.edge_sharpness(edge_profiles(crop0, grid), CROP_MM_PER_PX)
+            on_mask = coarse[pose0.body]
+            clipped_mask = float((on_mask.max(axis=1) >= 250).mean()) if on_mask.size else 0.0
+            if outline is None:
+                issues.append(q.GateIssue("no_mask", "no clear mask outline found", 0.0, unit="sides"))
+        e_issue = q.exposure_issue(expo, clipped_mask)
+        if e_issue:
+            issues.insert(0, e_issue)
+        elif outline is not None and (b := q.blur_issue(sharpness)):
+            issues.append(b)
+        quality = Quality(sharpness=round(sharpness, 4), mean_level=round(expo.mean_level, 2),
+                          clipped_high=round(expo.clipped_high, 5), clipped_low=round(expo.clipped_low, 5))
+        clock.lap("outline")
+        if issues:
+            verdict, reasons = decide(None, None, None, [_gate_reason(i) for i in issues], spec)
+            return InspectionResult(verdict=verdict, reasons=reasons, quality=quality,
+                                    provenance=self.provenance, timing_ms=clock.done()), None
+
+        pose = outline.pose
+        crop = self._mask_crop(image, pose, fgr.fg)
+        clock.lap("crop")
+        loops = count_loops(image, view, pose)
+        clock.lap("loops")
+        pleats = count_pleats(crop)
+        clock.lap("pleats")
+        seam = analyze_seam(crop, spec) if analyze_seam is not None else None
+        clock.lap("seam")
+        pred = self.model.predict(crop) if self.model is not None else None
+        clock.lap("defects")
+        m = Measurements(
+            width_mm=round(pose.width_mm, 3), height_mm=round(pose.height_mm, 3),
+            angle_deg=round(pose.angle_deg, 3),
+            center_tray_mm=(round(pose.center_tray_mm[0], 3), round(pose.center_tray_mm[1], 3)),
+            pleats=pleats.count, ear_loops=loops.left + loops.right,
+            ear_loops_left=loops.left, ear_loops_right=loops.right,
+            stitch_length_mm=_r(seam.stitch_length_mm if seam else None),
+            stitch_length_p90_mm=_r(seam.stitch_length_p90_mm if seam else None),
+            seam_distance_mm=_r(seam.distance_mm if seam else None),
+            seam_coverage=_r(seam.coverage if seam else None),
+            skipped_stitches=len(seam.skipped) if seam else 0,
+            open_seams=len(seam.open_seams) if seam else 0,
+        )
+        verdict, reasons = decide(m, seam, pred, [], spec)
+        clock.lap("decide")
+        findings = tuple(pred.findings) if pred else ()
+        if seam:
+            findings = (*seam.skipped, *seam.open_seams, *findings)
+        result = InspectionResult(
+            verdict=verdict, reasons=reasons, measurements=m, defects=findings,
+            anomaly_score=round(float(pred.anomaly_score), 4) if pred else None,
+            quality=quality, provenance=self.provenance, timing_ms=clock.done(),
+        )
+        return result, crop
+
+    def _mask_crop(self, image: np.ndarray, pose: MaskPose, fg_coarse: np.ndarray) -> MaskCrop:
+        grid = CropGrid.around(pose, CROP_MARGIN_MM, CROP_MM_PER_PX)
+        img = grid.sample(self.view, image)
+        w, h = grid.size_px
+        # body: inside the fitted rectangle and foreground (rounded corners), loops excluded
+        uv_cols = grid.origin_mm[0] + np.arange(w) * grid.mm_per_px
+        uv_rows = grid.origin_mm[1] + np.arange(h) * grid.mm_per_px
+        rect = ((uv_rows >= 0) & (uv_rows <= pose.height_mm))[:, None] & \
+               ((uv_cols >= 0) & (uv_cols <= pose.width_mm))[None, :]
+        uu, vv = np.meshgrid(uv_cols[::2], uv_rows[::2])
+        cr = self.view.tray_to_px(pose.mask_to_tray(np.stack([uu, vv], -1))).astype(np.float32)
+        fg = cv2.remap(fg_coarse.astype(np.uint8), cr[..., 0], cr[..., 1], cv2.INTER_NEAREST)
+        fg = cv2.resize(fg, (w, h), interpolation=cv2.INTER_NEAREST).astype(bool)
+        return MaskCrop(image=img, body=rect & fg, mm_per_px=grid.mm_per_px, origin_mm=grid.origin_mm,
+                        width_mm=pose.width_mm, height_mm=pose.height_mm)
+
+
+def read_image(path: str | Path) -> tuple[np.ndarray | None, str]:
+    """Decode an image file as BGR; (None, why) when it is missing, empty or corrupt."""
+    try:
+        data = np.fromfile(str(path), dtype=np.uint8)
+    except (OSError, ValueError) as exc:
+        return None, f"cannot read file: {exc}"
+    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    if image is None:
+        return None, "not a readable image (empty or corrupt file)"
+    return image, ""
+
+
+def _r(v: float | None, nd: int = 3) -> float | None:
+    return None if v is None else round(float(v), nd)

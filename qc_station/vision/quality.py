@@ -1,0 +1,120 @@
+"""The frame gate: is this picture good enough to judge a mask? (``no_mask``, ``blur``, ``exposure``)
+
+Thresholds (module constants, chosen for the operating envelope: ~0.2 mm/px, mild defocus
+must pass, motion blur and badly exposed frames must not):
+
+- **exposure** is judged on the whole frame (grey, every 4th pixel): too dark when
+  :data:`DARK_P99_MAX` or less of the range is used by its brightest 1 % (a black tray with a
+  navy mask still has highlights above that), or more than :data:`MAX_CLIPPED_LOW` of the frame
+  is crushed to <= 5; too bright when more than :data:`MAX_CLIPPED_HIGH` of the frame is
+  >= 250, or more than :data:`MAX_CLIPPED_MASK` of the mask area is (a light fabric washed out
+  on a light tray hides its seams).
+- **no_mask**: no region of at least :data:`MIN_AREA_FRACTION` of the spec's nominal area.
+- **blur**: the sharpness of the mask's own outline, measured on the profiles across its four
+  sides in the rectified crop (:func:`edge_sharpness`): the steepest slope of each profile over
+  its step height, median per side, worst side (motion blur smears one direction only), in
+  1/mm. An ideal edge seen at ~0.2 mm/px scores ~1.7-2.2; mild defocus (sigma ~1 camera px)
+  ~1.2; a frame below :data:`MIN_SHARPNESS_PER_MM` (edge spread over more than about 1.7 mm,
+  where 2.5 mm stitches are no longer separable) is ``blur``.
+
+The score cannot improve with more blur: each profile's steepest slope is a maximum of a
+derivative, and convolving with a positive kernel of unit mass never raises it (tested).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from qc_station.vision.outline import EdgeProfiles, peak_slopes
+
+DARK_P99_MAX = 60.0
+MAX_CLIPPED_LOW = 0.5
+MAX_CLIPPED_HIGH = 0.25
+MAX_CLIPPED_MASK = 0.2
+MIN_AREA_FRACTION = 0.3
+MIN_SHARPNESS_PER_MM = 0.55
+
+
+@dataclass(frozen=True)
+class ExposureStats:
+    mean_level: float
+    clipped_high: float
+    clipped_low: float
+    p99: float
+
+
+@dataclass(frozen=True)
+class GateIssue:
+    """One reason a frame is unusable, with the figure and the limit it broke."""
+
+    code: str  # no_mask | blur | exposure
+    message: str
+    value: float
+    lower: float | None = None
+    upper: float | None = None
+    unit: str | None = None
+
+
+def exposure_stats(image_bgr: np.ndarray) -> ExposureStats:
+    """Grey-level statistics of the frame (subsampled 4x: these are global figures)."""
+    small = image_bgr[::4, ::4]
+    grey = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY) if small.ndim == 3 else small
+    n = grey.size
+    hist = np.bincount(grey.ravel(), minlength=256)
+    cum = np.cumsum(hist)
+    p99 = float(np.searchsorted(cum, 0.99 * n))
+    return ExposureStats(
+        mean_level=float(grey.mean()),
+        clipped_high=float(hist[250:].sum() / n),
+        clipped_low=float(hist[:6].sum() / n),
+        p99=p99,
+    )
+
+
+def exposure_issue(stats: ExposureStats, clipped_on_mask: float | None = None) -> GateIssue | None:
+    """``exposure`` when the frame is too dark or too bright (see the module docstring)."""
+    if stats.p99 <= DARK_P99_MAX:
+        return GateIssue("exposure", f"too dark: brightest 1% at grey {stats.p99:.0f} <= {DARK_P99_MAX:.0f}",
+                         stats.p99, lower=DARK_P99_MAX, unit="grey level")
+    if stats.clipped_low > MAX_CLIPPED_LOW:
+        return GateIssue("exposure", f"too dark: {stats.clipped_low:.0%} of the frame is black",
+                         stats.clipped_low, upper=MAX_CLIPPED_LOW, unit="fraction")
+    if stats.clipped_high > MAX_CLIPPED_HIGH:
+        return GateIssue("exposure", f"too bright: {stats.clipped_high:.0%} of the frame is saturated",
+                         stats.clipped_high, upper=MAX_CLIPPED_HIGH, unit="fraction")
+    if clipped_on_mask is not None and clipped_on_mask > MAX_CLIPPED_MASK:
+        return GateIssue("exposure", f"too bright: {clipped_on_mask:.0%} of the mask is saturated",
+                         clipped_on_mask, upper=MAX_CLIPPED_MASK, unit="fraction")
+    return None
+
+
+def no_mask_issue(area_mm2: float, nominal_area_mm2: float) -> GateIssue | None:
+    """``no_mask`` when the largest foreground region is far smaller than a mask."""
+    need = MIN_AREA_FRACTION * nominal_area_mm2
+    if area_mm2 < need:
+        return GateIssue("no_mask", f"no mask found (largest object {area_mm2:.0f} mm2 < {need:.0f} mm2)",
+                         area_mm2, lower=need, unit="mm2")
+    return None
+
+
+def edge_sharpness(profiles: EdgeProfiles, mm_per_px: float) -> float:
+    """Outline sharpness in 1/mm (higher is sharper): worst side's median slope/step."""
+    per_side = []
+    for prof in profiles.profiles.values():
+        slope, step = peak_slopes(prof)
+        ok = step > 1e-3
+        if ok.sum() >= 5:
+            per_side.append(float(np.median(slope[ok] / step[ok])) / mm_per_px)
+    return min(per_side) if per_side else 0.0
+
+
+def blur_issue(sharpness_per_mm: float) -> GateIssue | None:
+    """``blur`` when the outline is softer than :data:`MIN_SHARPNESS_PER_MM`."""
+    if sharpness_per_mm < MIN_SHARPNESS_PER_MM:
+        return GateIssue("blur", f"blurred: edge sharpness {sharpness_per_mm:.2f}/mm < "
+                         f"{MIN_SHARPNESS_PER_MM:.2f}/mm", sharpness_per_mm,
+                         lower=MIN_SHARPNESS_PER_MM, unit="1/mm")
+    return None
