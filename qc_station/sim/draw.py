@@ -432,7 +432,15 @@ def _draw_stitches(cv: _Canvas, color, p: MaskParams, open_spans, rng) -> list[D
     pts, arc = seam_path(p, step_mm=min(0.1, cv.s))
     total = arc[-1]
     sl, gap = p.stitch_length_mm, p.needle_gap_mm
-    starts = np.arange(p.stitch_phase_mm - sl, total, sl)
+    # the machinist steers by hand: the line wanders slowly (+-0.15 mm) around seam_distance_mm
+    phase = rng.uniform(0, 2 * np.pi, 2)
+    wander = 0.1 * np.sin(2 * np.pi * arc / rng.uniform(60, 150) + phase[0]) + 0.05 * np.sin(
+        2 * np.pi * arc / rng.uniform(15, 40) + phase[1])
+    pts = _offset_curve(pts, 1.0) * wander[:, None] + pts * (1 - wander[:, None])
+    # stitch pitch varies a few percent around its nominal (the median stays the nominal)
+    pitch = sl * (1 + np.clip(rng.normal(0, 0.025, int(total / sl) + 3), -0.06, 0.06))
+    starts = p.stitch_phase_mm - sl + np.concatenate([[0.0], np.cumsum(pitch)])
+    starts = starts[starts < total]
     skip = [d for d in p.defects if d.code == "skipped_stitch"]
     removed = np.zeros(len(starts), bool)
     wobble = rng.normal(0, 0.04, (len(starts), 2))  # the thread wanders a little around the line
@@ -442,7 +450,7 @@ def _draw_stitches(cv: _Canvas, color, p: MaskParams, open_spans, rng) -> list[D
         k = max(3, round(d.size_mm / sl))
         removed[first:first + k] = True
         if first > 0 and first + k < len(starts):
-            g0 = starts[first - 1] + sl - gap / 2  # end of the last stitch before
+            g0 = starts[first] - gap / 2  # end of the last stitch before
             g1 = starts[first + k] + gap / 2  # start of the first one after
             seg = pts[(arc >= g0) & (arc <= g1)]
             pad = p.thread_width_mm
@@ -451,11 +459,12 @@ def _draw_stitches(cv: _Canvas, color, p: MaskParams, open_spans, rng) -> list[D
             box = (float(bx0), float(by0), float(bx1 - bx0), float(by1 - by0))
             truths.append(DefectTruth(code="skipped_stitch", box_mm=box, size_mm=float(g1 - g0)))
     dashes = []
+    ends = np.append(starts[1:], starts[-1] + sl)
     for i, a0 in enumerate(starts):
         if removed[i]:
             continue
         cap = p.thread_width_mm / 2  # round line caps add this back at each end
-        a_s, a_e = a0 + gap / 2 + cap, a0 + sl - gap / 2 - cap
+        a_s, a_e = a0 + gap / 2 + cap, ends[i] - gap / 2 - cap
         a_s, a_e = max(a_s, 0.0), min(a_e, total)
         if a_e <= a_s:
             continue
@@ -593,7 +602,7 @@ def _draw_open_seam(cv: _Canvas, color, alpha, p: MaskParams, d: DefectParams) -
     show_inner = np.clip((n_top - n) / s + 0.5, 0, 1) * (prof > 0.02)
     crevice = np.clip((n_top - n) / 0.9, 0, 1)
     inner = np.asarray(p.fabric.inner, np.float32)
-    inner_col = inner[None, None, :] * (0.45 + 0.5 * crevice[..., None])
+    inner_col = inner[None, None, :] * (0.3 + 0.6 * crevice[..., None])
     patch[:] = patch * (1 - show_inner[..., None]) + inner_col * show_inner[..., None]
     # the lifted top-layer edge: a dark line, then a bright rolled lip
     lip = np.exp(-((n - n_top - 0.3) / 0.25) ** 2) * (prof > 0.02)

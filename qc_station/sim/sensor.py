@@ -28,28 +28,26 @@ def _seed_cv(rng: np.random.Generator) -> None:
 
 
 def add_sensor_noise(img_u8: np.ndarray, rng: np.random.Generator, shot: float, read: float) -> np.ndarray:
-    """Shot (signal-dependent) + read noise on an 8-bit frame, deterministic from ``rng``."""
+    """Shot (signal-dependent) + read noise on an 8-bit frame, deterministic from ``rng``.
+
+    Like a phone's processed output: fine luminance grain per pixel plus blotchier colour
+    noise (demosaicing and chroma denoising spread it over ~2 px).
+    """
+    h, w = img_u8.shape[:2]
     levels = np.arange(256, dtype=np.float32) / 255
     sigma_lut = (np.sqrt(levels * shot + read) * 255).astype(np.float32)
-    sigma = cv2.LUT(img_u8, sigma_lut)
-    noise = np.empty(img_u8.shape, np.float32)
+    luma = cv2.cvtColor(img_u8, cv2.COLOR_BGR2GRAY)
+    sigma = cv2.LUT(luma, sigma_lut)
     _seed_cv(rng)
-    cv2.randn(noise, 0.0, 1.0)
-    cv2.multiply(noise, sigma, dst=noise)
-    noisy = cv2.add(img_u8.astype(np.float32), noise)
-    return cv2.convertScaleAbs(noisy)  # rounds and saturates to 0..255
-
-
-def motion_kernel(rng: np.random.Generator, length_px: float) -> np.ndarray:
-    """A straight motion-blur kernel of ``length_px`` at a random angle (sums to 1)."""
-    n = int(np.ceil(length_px)) | 1
-    k = np.zeros((n, n), np.float32)
-    ang = rng.uniform(0, np.pi)
-    c = (n - 1) / 2
-    d = np.array([np.cos(ang), np.sin(ang)]) * (length_px - 1) / 2
-    cv2.line(k, (int((c - d[0]) * 16), int((c - d[1]) * 16)), (int((c + d[0]) * 16), int((c + d[1]) * 16)),
-             1.0, 1, cv2.LINE_AA, 4)
-    return k / k.sum()
+    grain = np.empty((h, w), np.float32)
+    cv2.randn(grain, 0.0, 0.8)
+    chroma = np.empty((h // 2 + 1, w // 2 + 1, 3), np.float32)
+    cv2.randn(chroma, (0.0, 0.0, 0.0), (0.75, 0.75, 0.75))
+    noise = cv2.resize(chroma, (w, h), interpolation=cv2.INTER_LINEAR)
+    noise += grain[..., None]
+    noise *= sigma[..., None]
+    noise += img_u8
+    return cv2.convertScaleAbs(noise)  # rounds and saturates to 0..255
 
 
 def expose(

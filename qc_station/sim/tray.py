@@ -40,7 +40,7 @@ def tray_texture(rng: np.random.Generator, height: int, width: int, kind: str, p
     base = np.asarray(TRAYS[kind], np.float32) * np.float32(rng.uniform(0.9, 1.1))
     light = _lum(base) > 0.4
     # matte mottling + fine grain (one brightness factor for all channels)
-    fac = _smooth(rng, height, width, 30 * px_per_mm) * 0.03
+    fac = _smooth(rng, height, width, 60 * px_per_mm) * 0.018
     fac += _smooth(rng, height, width, 3 * px_per_mm) * 0.015
     grain = np.empty((height, width), np.float32)
     cv2.setRNGSeed(int(rng.integers(1, 2**31 - 1)))
