@@ -50,6 +50,18 @@ def add_sensor_noise(img_u8: np.ndarray, rng: np.random.Generator, shot: float, 
     return cv2.convertScaleAbs(noise)  # rounds and saturates to 0..255
 
 
+def motion_kernel(rng: np.random.Generator, length_px: float) -> np.ndarray:
+    """A straight motion-blur kernel of ``length_px`` at a random angle (sums to 1)."""
+    n = int(np.ceil(length_px)) | 1
+    k = np.zeros((n, n), np.float32)
+    ang = rng.uniform(0, np.pi)
+    c = (n - 1) / 2
+    d = np.array([np.cos(ang), np.sin(ang)]) * (length_px - 1) / 2
+    cv2.line(k, (int((c - d[0]) * 16), int((c - d[1]) * 16)), (int((c + d[0]) * 16), int((c + d[1]) * 16)),
+             1.0, 1, cv2.LINE_AA, 4)
+    return k / k.sum()
+
+
 def expose(
     radiance: np.ndarray,
     rng: np.random.Generator,
