@@ -9,7 +9,7 @@ from pathlib import Path
 import cv2
 import pytest
 from station_factories import image
-from test_station import ScriptedInspector, _folder, _station
+from test_station import FlakyCamera, ScriptedInspector, _folder, _station
 
 from qc_station.api import create_app
 from qc_station.api.server import ServerThread
@@ -67,7 +67,7 @@ def test_operator_screen_shows_live_verdicts(tmp_path: Path, browser, artifacts_
         errors: list[str] = []
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.goto(srv.url + "/")
-        page.wait_for_selector("#live.live-on", timeout=10_000)
+        page.wait_for_selector("#live.live-on", timeout=20_000)
         assert page.inner_text("#verdict") == "WAITING"
 
         # open a batch through the touch dialog
@@ -75,13 +75,13 @@ def test_operator_screen_shows_live_verdicts(tmp_path: Path, browser, artifacts_
         page.fill("#lot-input", "LOT-2026-11")
         page.fill("#operator-input", "Ana")
         page.click("#batch-ok")
-        page.wait_for_function("document.getElementById('lot').textContent === 'LOT-2026-11'", timeout=5000)
+        page.wait_for_function("document.getElementById('lot').textContent === 'LOT-2026-11'", timeout=15_000)
         assert store.open_batch_of("st-1").operator == "Ana"
         assert page.is_visible("#close-batch") and not page.is_visible("#open-batch")
 
         # a mask arrives: the station inspects it and the screen turns red, live
         _mask_like_frame(folder / "mask_000.png")
-        page.wait_for_function("document.getElementById('verdict').textContent === 'FAIL'", timeout=10_000)
+        page.wait_for_function("document.getElementById('verdict').textContent === 'FAIL'", timeout=20_000)
         assert _rgb(page.eval_on_selector("#verdict", "e => getComputedStyle(e).backgroundColor")) == (
             198,
             40,
@@ -93,27 +93,31 @@ def test_operator_screen_shows_live_verdicts(tmp_path: Path, browser, artifacts_
             timeout=5000,
         )
         assert "/image/annotated" in page.get_attribute("#image", "src")
-        page.wait_for_function("document.getElementById('n-fail').textContent === '1'", timeout=5000)
+        page.wait_for_function("document.getElementById('n-fail').textContent === '1'", timeout=15_000)
         verdict_box = page.eval_on_selector("#verdict", "e => e.getBoundingClientRect().height")
         font_px = float(page.eval_on_selector("#verdict", "e => getComputedStyle(e).fontSize")[:-2])
         assert font_px >= 90 and verdict_box > 100  # readable from a few metres
         page.screenshot(path=str(artifacts_dir / "operator_screen_fail.png"))
+        page.click("#health")  # no hover on a touchscreen: a tap explains the status
+        page.wait_for_function(
+            "document.getElementById('toast').textContent.includes('model:')", timeout=5000
+        )
 
         # the next one passes: green
         _mask_like_frame(folder / "mask_001.png")
-        page.wait_for_function("document.getElementById('verdict').textContent === 'PASS'", timeout=10_000)
+        page.wait_for_function("document.getElementById('verdict').textContent === 'PASS'", timeout=20_000)
         assert _rgb(page.eval_on_selector("#verdict", "e => getComputedStyle(e).backgroundColor")) == (
             27,
             138,
             58,
         )
         assert page.inner_text("#reasons") == "Good mask"
-        page.wait_for_function("document.getElementById('rate').textContent === '50.0 %'", timeout=5000)
+        page.wait_for_function("document.getElementById('rate').textContent === '50.0 %'", timeout=15_000)
         page.screenshot(path=str(artifacts_dir / "operator_screen_pass.png"))
 
         # the manual trigger button: a watch folder has nothing new, so it takes the next file dropped
         page.click("#trigger")
-        page.wait_for_selector("#toast:not([hidden])", timeout=5000)
+        page.wait_for_selector("#toast:not([hidden])", timeout=15_000)
         _mask_like_frame(folder / "mask_002.png")
         page.wait_for_function(
             "document.getElementById('verdict').textContent === 'UNUSABLE'", timeout=10_000
@@ -126,10 +130,27 @@ def test_operator_screen_shows_live_verdicts(tmp_path: Path, browser, artifacts_
         # close the batch (confirm dialog accepted)
         page.on("dialog", lambda d: d.accept())
         page.click("#close-batch")
-        page.wait_for_function("document.getElementById('lot').textContent === 'none open'", timeout=5000)
+        page.wait_for_function("document.getElementById('lot').textContent === 'none open'", timeout=15_000)
         assert store.open_batch_of("st-1") is None
         assert not errors, errors
         page.close()
     station.stop()
     store.close()
     time.sleep(0.1)
+
+
+def test_camera_fault_shown_on_screen(tmp_path: Path, browser, artifacts_dir: Path) -> None:
+    station, store = _station(tmp_path, FlakyCamera(bad_reads=10**6), ScriptedInspector([("pass", ())]))
+    app = create_app(station.config, store, station)
+    with ServerThread(app) as srv:
+        page = browser.new_page(viewport={"width": 800, "height": 480})
+        page.goto(srv.url + "/")
+        page.wait_for_selector("#live.live-on", timeout=20_000)
+        station.start()  # the fault arrives live as a health event
+        page.wait_for_selector("#fault:not([hidden])", timeout=20_000)
+        assert "camera: camera unplugged" in page.inner_text("#fault")
+        assert page.inner_text("#health") == "FAULT"
+        page.screenshot(path=str(artifacts_dir / "operator_screen_camera_fault.png"))
+        page.close()
+    station.stop()
+    store.close()

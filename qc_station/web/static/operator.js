@@ -112,6 +112,8 @@ function connect() {
   es.addEventListener("health", (ev) => showHealth(JSON.parse(ev.data)));
 }
 
+$("health").addEventListener("click", () => toast($("health").title));  // no hover on a touchscreen
+
 $("trigger").addEventListener("click", async () => {
   try { await api("/api/trigger", { method: "POST" }); toast("Inspecting..."); }
   catch (e) { toast(e.message); }
