@@ -69,11 +69,14 @@ class CropGrid:
         uv = np.asarray(uv, dtype=np.float64)
         return (uv - np.asarray(self.origin_mm)) / self.mm_per_px
 
-    def sample(self, view: TrayView, image: np.ndarray) -> np.ndarray:
-        """The camera image resampled on this grid (one interpolation of the camera pixels)."""
+    def sample(self, view: TrayView, image: np.ndarray,
+               window: tuple[int, int, int, int] | None = None) -> np.ndarray:
+        """The camera image resampled on this grid (one interpolation of the camera pixels);
+        ``window`` = (c0, r0, c1, r1) samples only that part of the grid."""
         w, h = self.size_px
-        u = self.origin_mm[0] + np.arange(w, dtype=np.float32) * self.mm_per_px
-        v = self.origin_mm[1] + np.arange(h, dtype=np.float32) * self.mm_per_px
+        c0, r0, c1, r1 = window or (0, 0, w, h)
+        u = self.origin_mm[0] + np.arange(c0, c1, dtype=np.float32) * self.mm_per_px
+        v = self.origin_mm[1] + np.arange(r0, r1, dtype=np.float32) * self.mm_per_px
         c, s = self.pose._rot()
         du = (u - self.pose.width_mm / 2)[None, :]
         dv = (v - self.pose.height_mm / 2)[:, None]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 from qc_station.vision.geometry import MaskPose
@@ -66,11 +67,11 @@ def _crossings(on: np.ndarray) -> list[tuple[int, int]]:
 
 def _loop_pixels(colours: np.ndarray) -> np.ndarray:
     """Samples (n, 3 BGR) that stand out of the local tray along one line (a loop crossing)."""
-    n = len(colours)
-    win = round(BACKGROUND_MM / SAMPLE_MM) | 1
-    pad = np.pad(colours, ((win // 2, win // 2), (0, 0)), mode="edge")
-    bg = np.median(np.lib.stride_tricks.sliding_window_view(pad, win, axis=0), axis=2)[:n]
-    diff = colours - bg
+    win = min(round(BACKGROUND_MM / SAMPLE_MM) | 1, 255)
+    line = np.ascontiguousarray(colours.reshape(1, -1, 3), dtype=np.uint8)
+    # a 1-row image: the k x k median is the running median along the line (replicated border)
+    bg = cv2.medianBlur(line, win).reshape(-1, 3).astype(np.float32)
+    diff = colours.astype(np.float32) - bg
     dist = np.sqrt((diff * diff).sum(axis=1))
     sigma = 1.4826 * np.median(dist) + 1e-3
     return dist > max(LOOP_SIGMAS * sigma, MIN_LOOP_CONTRAST)
@@ -86,7 +87,7 @@ def count_loops(image_bgr: np.ndarray, view: TrayView, pose: MaskPose) -> LoopCo
     uv = np.concatenate([np.stack([np.full_like(v, -off if side == "left" else pose.width_mm + off), v], 1)
                          for side, off in lines])
     tray = pose.mask_to_tray(uv).astype(np.float32)
-    colours = view.sample_grid(image_bgr, tray[None, :, 0], tray[None, :, 1])[0].astype(np.float32)
+    colours = view.sample_grid(image_bgr, tray[None, :, 0], tray[None, :, 1])[0]
     for k, (side, off) in enumerate(lines):
         c = colours[k * len(v):(k + 1) * len(v)]
         on = _loop_pixels(c)

@@ -20,6 +20,7 @@ left/right ``x = -m y + d`` (exactly perpendicular), solved linearly.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import cv2
@@ -63,33 +64,35 @@ class EdgeProfiles:
     direction: dict[str, int]  # side -> +1 if index grows with the crop coordinate, else -1
 
 
-def edge_profiles(crop: np.ndarray, grid: CropGrid) -> EdgeProfiles:
-    """Profiles across each side of the coarse outline, inward = increasing index."""
+def edge_profiles(crop: np.ndarray | Callable[[int, int, int, int], np.ndarray],
+                  grid: CropGrid) -> EdgeProfiles:
+    """Profiles across each side of the coarse outline, inward = increasing index.
+
+    ``crop`` is the whole crop on ``grid``, or a function ``(c0, r0, c1, r1) -> window`` that
+    samples only the window it is asked for (the pipeline samples just the four edge bands).
+    """
+    fetch = crop if callable(crop) else (lambda c0, r0, c1, r1: crop[r0:r1, c0:c1])
     s = grid.mm_per_px
     half = round(SEARCH_MM / s)
     skip = round(CORNER_SKIP_MM / s)
     x0, y0 = grid.mask_to_px(np.array([0.0, 0.0]))
     x1, y1 = grid.mask_to_px(np.array([grid.pose.width_mm, grid.pose.height_mm]))
-    img = crop.astype(np.float32)
-    h, w = img.shape[:2]
+    w, h = grid.size_px
     out_p, out_pos, out_start, out_dir = {}, {}, {}, {}
     for side in ("top", "bottom", "left", "right"):
-        if side in ("top", "bottom"):
-            edge = y0 if side == "top" else y1
-            lo, hi = int(x0) + skip, int(x1) - skip
-            strip = img[:, max(lo, 0):min(hi, w)]  # rows across, cols along
-            strip = np.transpose(strip, (1, 0, 2))  # (along, across, 3)
-            pos0 = max(lo, 0)
-        else:
-            edge = x0 if side == "left" else x1
-            lo, hi = int(y0) + skip, int(y1) - skip
-            strip = img[max(lo, 0):min(hi, h), :]  # (along, across, 3)
-            pos0 = max(lo, 0)
+        horizontal = side in ("top", "bottom")
+        edge = (y0 if side == "top" else y1) if horizontal else (x0 if side == "left" else x1)
+        lo, hi = (int(x0) + skip, int(x1) - skip) if horizontal else (int(y0) + skip, int(y1) - skip)
+        lo, hi = max(lo, 0), min(hi, w if horizontal else h)
         e = round(edge)
         a, b = e - half, e + half + 1
-        if a < 0 or b > strip.shape[1] or strip.shape[0] < AVG_PX * 4:
+        if a < 0 or b > (h if horizontal else w) or hi - lo < AVG_PX * 4:
             continue
-        band = strip[:, a:b]
+        if horizontal:  # (along, across, 3)
+            band = np.transpose(fetch(lo, a, hi, b), (1, 0, 2)).astype(np.float32)
+        else:
+            band = fetch(a, lo, b, hi).astype(np.float32)
+        pos0 = lo
         inward = side in ("top", "left")
         if not inward:
             band = band[:, ::-1]
@@ -208,14 +211,19 @@ def _robust_fit(rows: np.ndarray, rhs: np.ndarray, sides: np.ndarray, floor_px: 
     return _solve(rows, rhs, w), w
 
 
-def fit_outline(crop: np.ndarray, grid: CropGrid) -> Outline | None:
+def fit_outline(crop: np.ndarray | Callable[[int, int, int, int], np.ndarray],
+                grid: CropGrid) -> Outline | None:
     """Fit the body rectangle on a crop around the coarse pose; None when edges are missing.
 
     Two passes: the outermost strong rise on each profile and a robust fit, then the same
     within :data:`REFINE_MM` of that fit (a lint or a loop no longer sets the threshold) and
     a robust fit again.
     """
-    prof = edge_profiles(crop, grid)
+    return fit_profiles(edge_profiles(crop, grid), grid)
+
+
+def fit_profiles(prof: EdgeProfiles, grid: CropGrid) -> Outline | None:
+    """:func:`fit_outline` on profiles already taken."""
     if len(prof.profiles) < 4:
         return None
     first = _edge_rows(prof, None, 0)
