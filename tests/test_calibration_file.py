@@ -71,11 +71,11 @@ def test_edited_file_is_refused(station, tmp_path):
 def test_missing_and_corrupt_images_are_named(image_dir, tmp_path):
     views = sorted(str(p) for p in (image_dir / "views").glob("view0*.png"))
     with pytest.raises(ImageError, match=r"image not found: .*nope\.png"):
-        calibrate([*views, str(tmp_path / "nope.png")], image_dir / "plane.png", BOARD)
+        calibrate([str(tmp_path / "nope.png"), *views], image_dir / "plane.png", BOARD)
     corrupt = tmp_path / "corrupt.png"
     corrupt.write_bytes(b"\x89PNG\r\n\x1a\n" + b"garbage" * 50)
     with pytest.raises(ImageError, match=r"cannot decode image .*corrupt.png"):
-        calibrate([*views, str(corrupt)], image_dir / "plane.png", BOARD)
+        calibrate([str(corrupt), *views], image_dir / "plane.png", BOARD)
     with pytest.raises(ImageError, match=r"corrupt\.png"):
         calibrate(views, corrupt, BOARD)
 
@@ -116,3 +116,13 @@ def test_cli_calibrate_missing_files(tmp_path, capsys):
                  "--out", str(tmp_path / "s.json")])
     assert code == ImageError.exit_code
     assert "no images match" in capsys.readouterr().err
+
+
+def test_example_calibration_is_the_bundled_one():
+    from pathlib import Path
+
+    from qc_station.calibration import bundled_sim_calibration
+
+    example = Path(__file__).resolve().parents[1] / "calibration" / "example-station.json"
+    assert load_calibration(example).id == bundled_sim_calibration().id, (
+        "copy qc_station/calibration/data/sim-default.json to calibration/example-station.json")

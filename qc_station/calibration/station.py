@@ -68,9 +68,9 @@ def calibrate(
     """
     spec = parse_board(board)
     items = list(images)
+    plane_name, plane = _load(plane_image, -1)  # a missing plane file fails before the long part
     detections = list(_detect_all(items, spec, progress))
     intr = calibrate_intrinsics(detections, min_views=min_views, max_rms_px=max_rms_px, fix_k3=fix_k3)
-    plane_name, plane = _load(plane_image, -1)
     plane_det = detect_board(spec, plane)
     if plane_det.image_size != intr.image_size:
         w, h = plane_det.image_size
