@@ -107,6 +107,8 @@ class Controller:
         self._chirp_until = None
         self.last_outcome = None
         self._apply_belt()
+        # Announce the (re)boot: a station that is listening learns that mask numbers restart.
+        self.link.send("HELLO", (PROTOCOL_VERSION, self.firmware_version, self.boot_id))
         self.poll()
 
     # ----------------------------------------------------------------- station link

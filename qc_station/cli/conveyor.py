@@ -8,6 +8,8 @@ SIM_EXAMPLES = """\
 examples:
   qc-station conveyor sim                          30 masks, random verdicts, clean wire
   qc-station conveyor sim --masks 60 --noise 0.05  drop/dup/corrupt/garbage 5 % of lines each way
+  qc-station conveyor sim --unplug-at 10 --unplug-for 1.5
+                                                   pull the USB cable for longer than the watchdog
   qc-station conveyor sim --verdicts pipeline --masks 6 --time-scale 1
                                                    the real inspection pipeline on simulator frames
 """
@@ -45,6 +47,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     sim.add_argument("--late", type=float, default=0.1, help="share of verdicts held past the reject point")
     sim.add_argument("--noise", type=float, default=0.0, help="per-line probability of each wire fault")
     sim.add_argument(
+        "--unplug-at", type=float, default=None, metavar="S", help="pull the USB cable at sim second S"
+    )
+    sim.add_argument("--unplug-for", type=float, default=0.5, metavar="S", help="for S real seconds (0.5)")
+    sim.add_argument(
         "--verdicts",
         choices=("auto", "random", "pipeline"),
         default="random",
@@ -78,6 +84,8 @@ def _sim(args) -> int:
         p_late=args.late,
         faults=faults,
         verdicts=args.verdicts,
+        unplug_at_s=args.unplug_at,
+        unplug_for_s=args.unplug_for,
         timeout_s=max(60.0, 3.0 * args.masks / args.time_scale + 30.0),
     )
     print(report.summary())

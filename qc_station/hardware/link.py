@@ -111,6 +111,8 @@ class ConveyorLink:
         self._mask_of_seq: dict[int, tuple[int | None, int]] = {}
         self._seen_masks: deque[int] = deque(maxlen=512)
         self._seen_rejects: deque[int] = deque(maxlen=512)
+        self._hello_seq = 0
+        self._hello_at = 0.0
         self._last_state_seq: dict[str, int] = {}  # controller seq of the last applied report
 
     # ------------------------------------------------------------------ lifecycle
@@ -235,7 +237,7 @@ class ConveyorLink:
                     self._serial = port
                     self._asm = codec.LineAssembler()
                     log.info("conveyor link: %s open, saying HELLO", self.port)
-                    self._send("HELLO", (codec.PROTOCOL_VERSION, self.station_name))
+                    self._say_hello()
             port = self._serial
             if port is None:
                 continue
@@ -255,6 +257,12 @@ class ConveyorLink:
             with self._lock:
                 if self._serial is None:
                     continue
+                if (
+                    not self._connected.is_set()
+                    and self._hello_seq not in self._pending
+                    and now - self._hello_at >= 1.0
+                ):
+                    self._say_hello()  # nobody answered (firmware still booting?): ask again
                 if self._connected.is_set() and now - last_hb >= self.heartbeat_ms / 1000:
                     last_hb = now
                     self._send("HB", reliable=False)  # the next one replaces a lost one
@@ -270,6 +278,10 @@ class ConveyorLink:
                     entry[2] += 1
                     self.stats.retransmits += 1
                     self._write(entry[0])
+
+    def _say_hello(self) -> None:
+        self._hello_at = time.monotonic()
+        self._hello_seq = self._send("HELLO", (codec.PROTOCOL_VERSION, self.station_name))
 
     def _drop_port(self) -> None:
         with self._lock:
