@@ -229,6 +229,8 @@ class Station:
                 self._stop.wait(1.0)
                 continue
             self._set_camera_fault(None)
+            if self._stop.is_set():  # stop() also sets the manual event to wake the loop: not a press
+                break
             manual = self._manual.is_set()
             try:
                 fire = (manual or belt_event is not None or self.trigger is None

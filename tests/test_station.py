@@ -191,3 +191,19 @@ def test_full_disk_still_stores_and_shows_the_fault(tmp_path: Path) -> None:
     assert "without its images" in h.store.message and h.status == "fault"
     assert store.list_inspections().items[0].images == []
     station.stop()
+
+
+class NeverFires:
+    def update(self, frame):
+        return None
+
+
+def test_stopping_is_not_a_manual_press(tmp_path: Path) -> None:
+    station, store = _station(
+        tmp_path, FlakyCamera(bad_reads=0), ScriptedInspector([("pass", ())]), mode="placement"
+    )
+    station.trigger = NeverFires()
+    station.start()
+    _wait(lambda: station.source.reads >= 3)
+    station.stop()
+    assert store.list_inspections().total == 0
