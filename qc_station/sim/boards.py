@@ -175,8 +175,9 @@ def render_board_views(
     out = []
     for _ in range(n):
         R, t = _random_board_pose(camera, spec, rng)
-        frame = tray_texture(rng, h, w, str(rng.choice(list(TRAYS))), px_per_mm=2.0)
-        frame = cv2.GaussianBlur(frame, (0, 0), 3.0)  # the tray is out of the board's plane
+        # the tray behind is out of the board's plane (and focus): paint it small, blow it up
+        small = tray_texture(rng, h // 4, w // 4, str(rng.choice(list(TRAYS))), px_per_mm=0.5)
+        frame = cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC)
         X, Y, hit = plane_points(camera, R, t)
         _paint_board(camera, spec, X, Y, hit, frame, rng, shade=float(rng.uniform(0.8, 1.05)))
         image = expose(frame, rng)
