@@ -21,13 +21,26 @@ _HEX = "0123456789ABCDEF"
 _FORBIDDEN = "$*,\r\n"
 
 
+def _crc_table():
+    table = []
+    for i in range(256):
+        crc = i << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x1021) & 0xFFFF if crc & 0x8000 else (crc << 1) & 0xFFFF
+        table.append(crc)
+    return table
+
+
+# Table-driven: one lookup per byte instead of eight shifts (~8x faster on the RP2040).
+_CRC_TABLE = _crc_table()
+
+
 def crc16(data):
     """CRC-16/CCITT-FALSE (poly 0x1021, init 0xFFFF, no reflection, no xor-out) of bytes."""
     crc = 0xFFFF
+    table = _CRC_TABLE
     for b in data:
-        crc ^= b << 8
-        for _ in range(8):
-            crc = ((crc << 1) ^ 0x1021) & 0xFFFF if crc & 0x8000 else (crc << 1) & 0xFFFF
+        crc = ((crc << 8) & 0xFFFF) ^ table[((crc >> 8) ^ b) & 0xFF]
     return crc
 
 
