@@ -11,8 +11,8 @@
 #      /opt/qc-station (venv), /etc/qc-station (config), /var/lib/qc-station (data)
 #   3. a venv with --system-site-packages (so it sees apt's picamera2), then
 #      pip install of this source tree with deploy/constraints-pi.txt
-#   4. a self-test in child processes (deploy/pi_selftest.py); if onnxruntime dies with
-#      "Illegal instruction" the known-good fallback version is installed and tested again
+#   4. a self-test in child processes (deploy/pi_selftest.py); if onnxruntime is killed
+#      ("Illegal instruction" on a Pi 4) the fallback version is installed and tested again
 #   5. /etc/qc-station/station.toml from deploy/station.example.toml (only if absent),
 #      the systemd unit, enabled; started once /etc/qc-station/station.json exists
 #   6. --kiosk USER: chromium --kiosk on the operator screen at login (labwc or wayfire)
@@ -117,7 +117,7 @@ log "self-test"
 status=0
 selftest || status=$?
 if [[ $status -eq 2 ]]; then
-    warn "onnxruntime died with 'Illegal instruction' on this CPU; installing $ORT_FALLBACK"
+    warn "onnxruntime was killed on this CPU (see above); installing $ORT_FALLBACK"
     "$VENV/bin/pip" install "$ORT_FALLBACK"
     status=0
     selftest || status=$?

@@ -7,8 +7,9 @@ the child's signal.
 
     /opt/qc-station/venv/bin/python deploy/pi_selftest.py [--models DIR ...] [--json]
 
-Exit status: 0 all required checks passed, 2 onnxruntime died with SIGILL (install-pi.sh then
-installs the fallback version), 1 anything else failed.
+Exit status: 0 all required checks passed, 2 onnxruntime (or a model run) was killed by a
+signal, SIGILL or SIGSEGV (install-pi.sh then installs the fallback version), 1 anything else
+failed.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-EXIT_OK, EXIT_FAILED, EXIT_SIGILL = 0, 1, 2
+EXIT_OK, EXIT_FAILED, EXIT_CRASHED = 0, 1, 2
 
 # Child programs: small, print one line of facts, exit 0 when fine.
 PROGRAMS: dict[str, str] = {
@@ -64,8 +65,12 @@ class CheckResult:
     name: str
     ok: bool
     detail: str
-    sigill: bool = False
+    killed_by: int | None = None  # signal number when the child died of a signal
     optional: bool = False
+
+    @property
+    def sigill(self) -> bool:
+        return self.killed_by == signal.SIGILL
 
 
 def run_child(name: str, code: str, *args: str, python: str = sys.executable,
@@ -79,9 +84,12 @@ def run_child(name: str, code: str, *args: str, python: str = sys.executable,
     detail = out[-1] if out else ""
     if proc.returncode == -signal.SIGILL:
         return CheckResult(name, False, "killed by SIGILL (Illegal instruction): this build uses CPU "
-                           "instructions the processor does not have", sigill=True, optional=optional)
+                           "instructions the processor does not have", killed_by=signal.SIGILL,
+                           optional=optional)
     if proc.returncode < 0:
-        return CheckResult(name, False, f"killed by signal {-proc.returncode}", optional=optional)
+        sig = -proc.returncode
+        return CheckResult(name, False, f"killed by signal {sig} ({signal.Signals(sig).name})",
+                           killed_by=sig, optional=optional)
     return CheckResult(name, proc.returncode == 0, detail, optional=optional)
 
 
@@ -103,8 +111,8 @@ def run_checks(model_dirs: list[Path], *, python: str = sys.executable) -> list[
 
 
 def exit_status(results: list[CheckResult]) -> int:
-    if any(r.sigill for r in results if r.name == "onnxruntime" or r.name.startswith("model ")):
-        return EXIT_SIGILL
+    if any(r.killed_by for r in results if r.name == "onnxruntime" or r.name.startswith("model ")):
+        return EXIT_CRASHED
     return EXIT_OK if all(r.ok or r.optional for r in results) else EXIT_FAILED
 
 

@@ -1,5 +1,5 @@
 """The Raspberry Pi deployment files: scripts lint clean, the unit and example config are valid,
-the pip constraints keep out the versions known to break, and the self-test sees SIGILL."""
+the pip constraints keep out the versions known to break, and the self-test sees crashes."""
 
 from __future__ import annotations
 
@@ -78,8 +78,10 @@ def test_pi_constraints_keep_out_the_known_bad_versions():
         if line:
             r = Requirement(line)
             reqs[r.name] = r.specifier
-    assert not reqs["onnxruntime"].contains("1.21.0") and not reqs["onnxruntime"].contains("1.21.1")
-    assert reqs["onnxruntime"].contains("1.20.1") and reqs["onnxruntime"].contains("1.22.1")
+    ort = reqs["onnxruntime"]
+    assert not ort.contains("1.21.0")  # SIGILL on a Pi 4 (reported, and reproduced on an emulated A72)
+    assert ort.contains("1.26.0")  # the newest that ran on the emulated Cortex-A72
+    assert not ort.contains("1.28.0")  # not verifiable here (crashes under QEMU 7.2 on any CPU model)
     assert not reqs["numpy"].contains("2.0.1") and reqs["numpy"].contains("1.26.4")
     assert not reqs["opencv-python-headless"].contains("4.12.0.88")
     assert reqs["opencv-python-headless"].contains("4.11.0.86")
@@ -89,7 +91,9 @@ def test_selftest_reports_sigill_and_optional_parts():
     st = _selftest()
     dead = st.run_child("onnxruntime", "import os, signal; os.kill(os.getpid(), signal.SIGILL)")
     assert dead.sigill and not dead.ok and "Illegal instruction" in dead.detail
-    assert st.exit_status([dead]) == st.EXIT_SIGILL
+    assert st.exit_status([dead]) == st.EXIT_CRASHED
+    segv = st.run_child("onnxruntime", "import os, signal; os.kill(os.getpid(), signal.SIGSEGV)")
+    assert segv.killed_by == 11 and "SIGSEGV" in segv.detail and st.exit_status([segv]) == st.EXIT_CRASHED
     fine = st.run_child("numpy", "import numpy; print(numpy.__version__)")
     missing = st.run_child("picamera2", "import no_such_module_here", optional=True)
     assert fine.ok and not missing.ok and missing.optional
