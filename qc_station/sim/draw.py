@@ -193,7 +193,7 @@ def _fabric_tile(f: FabricParams, s: float, rng: np.random.Generator) -> np.ndar
         tile = np.empty((2 * n, 2 * n, 3), np.float32)
         tile[:] = f.base
         cov = np.zeros((2 * n, 2 * n), np.uint8)
-        r = f.scale_mm * 0.16 / s
+        r = f.scale_mm * rng.uniform(0.1, 0.22) / s
         for cx, cy in ((n / 2, n / 2), (1.5 * n, 1.5 * n)):
             cv2.circle(cov, (int(cx * _ONE), int(cy * _ONE)), int(r * _ONE), 255, -1, cv2.LINE_AA, _SHIFT)
         _blend(tile, f.accent, cov.astype(np.float32) / 255)
@@ -204,9 +204,10 @@ def _fabric_tile(f: FabricParams, s: float, rng: np.random.Generator) -> np.ndar
     leaf = tuple(int(v) for v in np.clip(np.array([0.25, 0.5, 0.3]) * 255 * rng.uniform(0.6, 1.2), 0, 255))
     accent = tuple(int(v * 255) for v in f.accent)
     centre = tuple(int(v * 255) for v in f.accent2)
-    for _ in range(int(rng.integers(3, 7))):
+    big = rng.uniform(0.06, 0.16)
+    for _ in range(int(rng.integers(3, 9))):
         cx, cy = rng.uniform(0, n, 2)
-        rad = rng.uniform(0.06, 0.13) * n
+        rad = rng.uniform(0.5, 1.0) * big * n
         petals = int(rng.integers(4, 7))
         rot = rng.uniform(0, 360)
         for ox in (-n, 0, n):
@@ -378,6 +379,10 @@ def draw_mask_layer(p: MaskParams, *, mm_per_px: float = 0.2,
     shade += weave_y[:, None] * weave_x[None, :]
     shade += 1.0
     shade *= shade_y[:, None]
+    # a filled mask is a little domed: its middle catches more light than its rim
+    px_ = np.clip(1 - (2 * cv.xs / W - 1) ** 2, 0, 1).astype(np.float32)
+    py_ = np.clip(1 - (2 * ys / H - 1) ** 2, 0, 1).astype(np.float32)
+    shade *= 0.97 + 0.06 * py_[:, None] * px_[None, :]
     edge = np.minimum(sd, 0)
     edge *= 1 / 0.25
     np.exp(edge, out=edge)

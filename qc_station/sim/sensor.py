@@ -20,6 +20,11 @@ def illumination(rng: np.random.Generator, height: int, width: int, *, vignettin
         r2 = (xn**2)[None, :] + (yn**2)[:, None]
         r2 /= r2.max()
         light = light * (1 - a * r2)
+    if rng.uniform() < 0.3:  # a lamp's soft hot spot
+        cx, cy = rng.uniform(-0.7, 0.7, 2)
+        rad = rng.uniform(0.3, 0.8)
+        spot = np.exp(-((xn[None, :] - cx) ** 2 + (yn[:, None] - cy * height / width) ** 2) / (2 * rad**2))
+        light = light * (1 + rng.uniform(0.05, 0.15) * spot)
     return cv2.resize(light.astype(np.float32), (width, height), interpolation=cv2.INTER_LINEAR)
 
 
