@@ -64,6 +64,11 @@ class _Clock:
         return dict(self.ms)
 
 
+def _quality(expo: q.ExposureStats, sharpness: float) -> Quality:
+    return Quality(sharpness=round(sharpness, 4), mean_level=round(expo.mean_level, 2),
+                   clipped_high=round(expo.clipped_high, 5), clipped_low=round(expo.clipped_low, 5))
+
+
 def _gate_reason(issue: q.GateIssue) -> Reason:
     return Reason(code=issue.code, message=issue.message, severity="major", value=round(issue.value, 4),
                   lower=issue.lower, upper=issue.upper, unit=issue.unit)
@@ -149,6 +154,10 @@ class Inspector:
         spec, view = self.spec, self.view
         expo = q.exposure_stats(image)
         clock.lap("quality")
+        if frame_issue := q.exposure_issue(expo):  # the root cause: nothing else can be judged
+            verdict, reasons = decide(None, None, None, [_gate_reason(frame_issue)], spec)
+            return InspectionResult(verdict=verdict, reasons=reasons, quality=_quality(expo, 0.0),
+                                    provenance=self.provenance, timing_ms=clock.done()), None
         coarse = view.rectify(image)
         clock.lap("rectify")
         fgr = foreground(coarse, view.valid, view.mm_per_px)
@@ -174,8 +183,8 @@ class Inspector:
             profiles = edge_profiles(lambda *win: grid.sample(view, image, win), grid)
             outline = fit_profiles(profiles, grid)
             sharpness = q.edge_sharpness(profiles, CROP_MM_PER_PX)
-            on_mask = coarse[pose0.body]
-            clipped_mask = float((on_mask.max(axis=1) >= 250).mean()) if on_mask.size else 0.0
+            on_mask = coarse[pose0.body]  # saturated = every channel clipped (white, not a vivid colour)
+            clipped_mask = float((on_mask.min(axis=1) >= 250).mean()) if on_mask.size else 0.0
             if outline is None:
                 issues.append(q.GateIssue("no_mask", "no clear mask outline found", 0.0, unit="sides"))
         e_issue = q.exposure_issue(expo, clipped_mask)
@@ -183,8 +192,7 @@ class Inspector:
             issues.insert(0, e_issue)
         elif outline is not None and (b := q.blur_issue(sharpness)):
             issues.append(b)
-        quality = Quality(sharpness=round(sharpness, 4), mean_level=round(expo.mean_level, 2),
-                          clipped_high=round(expo.clipped_high, 5), clipped_low=round(expo.clipped_low, 5))
+        quality = _quality(expo, sharpness)
         clock.lap("outline")
         if issues:
             verdict, reasons = decide(None, None, None, [_gate_reason(i) for i in issues], spec)

@@ -7,8 +7,8 @@ must pass, motion blur and badly exposed frames must not):
   :data:`DARK_P99_MAX` or less of the range is used by its brightest 1 % (a black tray with a
   navy mask still has highlights above that), or more than :data:`MAX_CLIPPED_LOW` of the frame
   is crushed to <= 5; too bright when more than :data:`MAX_CLIPPED_HIGH` of the frame is
-  >= 250, or more than :data:`MAX_CLIPPED_MASK` of the mask area is (a light fabric washed out
-  on a light tray hides its seams).
+  >= 250, or more than :data:`MAX_CLIPPED_MASK` of the mask area has all three channels >= 250
+  (a light fabric washed out hides its seams; one saturated channel is just a vivid colour).
 - **no_mask**: no region of at least :data:`MIN_AREA_FRACTION` of the spec's nominal area.
 - **blur**: the sharpness of the mask's own outline, measured on the profiles across its four
   sides in the rectified crop (:func:`edge_sharpness`): the steepest slope of each profile over
@@ -33,7 +33,7 @@ from qc_station.vision.outline import EdgeProfiles, peak_slopes
 DARK_P99_MAX = 60.0
 MAX_CLIPPED_LOW = 0.5
 MAX_CLIPPED_HIGH = 0.25
-MAX_CLIPPED_MASK = 0.2
+MAX_CLIPPED_MASK = 0.3
 MIN_AREA_FRACTION = 0.3
 MIN_SHARPNESS_PER_MM = 0.55
 
