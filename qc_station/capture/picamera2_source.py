@@ -183,8 +183,12 @@ class Picamera2Source(FrameSource):
         if cam is None:
             raise CameraError(f"camera {self.camera_num} is not open")
         try:
-            job = cam.capture_request(wait=False)
-            request = cam.wait(job, timeout=timeout_s)
+            try:
+                # picamera2 >= 0.3.13 (Bookworm ships newer): an async job we can wait on with a timeout.
+                job = cam.capture_request(wait=False)
+                request = cam.wait(job, timeout=timeout_s)
+            except TypeError:  # an older picamera2 without the timeout: block
+                request = cam.capture_request()
         except TimeoutError as exc:
             self._set_fault(f"no frame from camera {self.camera_num} within {timeout_s:.1f} s")
             raise CameraError(f"no frame from camera {self.camera_num} within {timeout_s:.1f} s") from exc
