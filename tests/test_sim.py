@@ -252,10 +252,10 @@ def test_unusable_cases_look_unusable():
 
     assert sharpness(blur) < 0.35 * sharpness(ok)
     gray = cv2.cvtColor(expo, cv2.COLOR_BGR2GRAY)
-    assert (gray >= 250).mean() > 0.5 or (gray <= 25).mean() > 0.9
+    assert (gray >= 245).mean() > 0.5 or (gray <= 25).mean() > 0.9
     for seed in range(4):  # both directions happen and both clip
         g = cv2.cvtColor(render_case(seed, unusable=["exposure"], camera=cam)[0], cv2.COLOR_BGR2GRAY)
-        assert (g >= 250).mean() > 0.5 or (g <= 25).mean() > 0.9
+        assert (g >= 245).mean() > 0.5 or (g <= 25).mean() > 0.9
     # an empty tray has no large bright/dark object: its spread is the tray's own
     assert cv2.cvtColor(empty, cv2.COLOR_BGR2GRAY).std() < cv2.cvtColor(ok, cv2.COLOR_BGR2GRAY).std()
     _, t_none = render_scene(cam, None, np.random.default_rng(1))

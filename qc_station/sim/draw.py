@@ -152,7 +152,7 @@ def loop_curve(p: MaskParams, lp: LoopParams) -> np.ndarray:
     c2 = np.array([edge_x + sgn * k * (1 + 0.25 * lp.bulge_bottom),
                    lp.attach_bottom_mm + 12 * lp.bulge_bottom])
     if lp.attached:
-        return _bezier(top, c1, c2, bot)
+        return _lie_loosely(_bezier(top, c1, c2, bot), p, lp)
     # detached at one end: the loop lies from its remaining attachment, its free end dangling
     if lp.state == "detached_bottom":
         start, ctl = top, c1
@@ -161,7 +161,19 @@ def loop_curve(p: MaskParams, lp: LoopParams) -> np.ndarray:
         start, ctl = bot, c2
         end = np.array([edge_x + sgn * lp.dangle_dx_mm, lp.attach_bottom_mm - lp.dangle_dy_mm])
     mid = (ctl + end) / 2 + np.array([sgn * 10.0, 0.0])
-    return _bezier(start, ctl * 0.6 + start * 0.4, mid, end, n=160)
+    return _lie_loosely(_bezier(start, ctl * 0.6 + start * 0.4, mid, end, n=160), p, lp)
+
+
+def _lie_loosely(curve: np.ndarray, p: MaskParams, lp: LoopParams) -> np.ndarray:
+    """An elastic dropped on the tray is not a perfect arc: bend it a little (ends stay put)."""
+    rng = np.random.default_rng([p.seed, 10 if lp.side == "left" else 11])
+    n = len(curve)
+    t = np.linspace(0, 1, n)
+    bend = np.zeros(n)
+    for k in (1, 2, 3):
+        bend += rng.normal(0, 1.6 / k) * np.sin(np.pi * k * t + rng.uniform(0, 0.3))
+    bend *= np.sin(np.pi * t) ** 0.5  # fixed at the attachments
+    return _offset_curve(curve, 0.0) + _normals(curve) * bend[:, None]
 
 
 def layer_extent_mm(p: MaskParams, margin_mm: float = 8.0) -> tuple[float, float, float, float]:
@@ -290,6 +302,24 @@ def _smooth_noise(rng: np.random.Generator, h: int, w: int, cell_px: float) -> n
 # the painter
 
 
+def _creases(rng: np.random.Generator, cv: _Canvas, w: float, h: float) -> np.ndarray:
+    """Soft creases from handling: a bright and a dark flank along a short line (0-2 of them)."""
+    gh, gw = cv.h // 4 + 1, cv.w // 4 + 1
+    out = np.ones((gh, gw), np.float32)
+    xs = (cv.ox + np.arange(gw) * 4 * cv.s).astype(np.float32)[None, :]
+    ys = (cv.oy + np.arange(gh) * 4 * cv.s).astype(np.float32)[:, None]
+    for _ in range(int(rng.choice([0, 1, 1, 2]))):
+        x0, y0 = rng.uniform(0.15 * w, 0.85 * w), rng.uniform(0.2 * h, 0.8 * h)
+        a = rng.uniform(0, np.pi)
+        nx, ny = np.float32(-np.sin(a)), np.float32(np.cos(a))
+        d = (xs - x0) * nx + (ys - y0) * ny
+        t = (xs - x0) * ny - (ys - y0) * nx
+        width, length = rng.uniform(1.5, 4.0), rng.uniform(15, 60)
+        u = d / np.float32(width)
+        out *= 1 + np.float32(rng.uniform(0.04, 0.09)) * u * np.exp(-u * u - (t / np.float32(length)) ** 2)
+    return cv2.resize(out, (cv.w, cv.h), interpolation=cv2.INTER_LINEAR)
+
+
 def _rounded_rect_sd(cv: _Canvas, w: float, h: float, r: float) -> np.ndarray:
     """Signed distance (mm, negative inside) to the rounded-rectangle outline."""
     qx = np.abs(cv.xs - w / 2) - (w / 2 - r)
@@ -383,6 +413,7 @@ def draw_mask_layer(p: MaskParams, *, mm_per_px: float = 0.2,
     px_ = np.clip(1 - (2 * cv.xs / W - 1) ** 2, 0, 1).astype(np.float32)
     py_ = np.clip(1 - (2 * ys / H - 1) ** 2, 0, 1).astype(np.float32)
     shade *= 0.97 + 0.06 * py_[:, None] * px_[None, :]
+    shade *= _creases(rng_for(5), cv, W, H)
     edge = np.minimum(sd, 0)
     edge *= 1 / 0.25
     np.exp(edge, out=edge)
@@ -403,6 +434,7 @@ def draw_mask_layer(p: MaskParams, *, mm_per_px: float = 0.2,
 
     truths.extend(_draw_stitches(cv, color, p, open_spans, rng_for(3)))
 
+    _stray_fibres(cv, color, p, rng_for(6))
     for d in p.defects:
         if d.code == "hole":
             truths.append(_draw_hole(cv, color, alpha, p, d))
@@ -499,6 +531,24 @@ def _draw_stitches(cv: _Canvas, color, p: MaskParams, open_spans, rng) -> list[D
     _blend_sparse(color, tc * 0.85, thread)
     _blend_sparse(color, np.clip(tc * 1.15 + 0.12, 0, 1), core, 0.6)
     return truths
+
+
+def _stray_fibres(cv: _Canvas, color, p: MaskParams, rng: np.random.Generator) -> None:
+    """A few loose fibres or lint lying on the fabric (not defects; faint, ~0.1 mm thin)."""
+    n = int(rng.choice([0, 0, 1, 2, 3]))
+    if not n:
+        return
+    cov = np.zeros((cv.h, cv.w), np.uint8)
+    lines = []
+    for _ in range(n):
+        p0 = rng.uniform((10, 10), (p.width_mm - 10, p.height_mm - 10))
+        steps = np.cumsum(rng.normal(0, 1, (10, 2)) * 0.25 + rng.normal(0, 1, 2), axis=0)
+        steps *= rng.uniform(0.3, 0.8)
+        lines.append(cv.pts(p0 + steps))
+    cv2.polylines(cov, lines, False, 255, 1, cv2.LINE_AA, _SHIFT)
+    tone = np.asarray(p.fabric.base, np.float32) * rng.uniform(0.5, 1.6) + rng.uniform(-0.1, 0.2)
+    tone = np.clip(tone, 0, 1)
+    _blend_sparse(color, tone, cov, 0.6)
 
 
 def _in_open_span(p: MaskParams, d: DefectParams, xy) -> bool:
@@ -617,11 +667,15 @@ def _draw_open_seam(cv: _Canvas, color, alpha, p: MaskParams, d: DefectParams) -
     return DefectTruth(code="open_seam", box_mm=tuple(float(v) for v in box), size_mm=float(L))
 
 
-def _offset_curve(c: np.ndarray, off: float) -> np.ndarray:
+def _normals(c: np.ndarray) -> np.ndarray:
+    """Unit normals of a polyline (N x 2)."""
     tang = np.gradient(c, axis=0)
     tang /= np.maximum(np.linalg.norm(tang, axis=1, keepdims=True), 1e-9)
-    normal = np.stack([-tang[:, 1], tang[:, 0]], axis=1)
-    return c + normal * off
+    return np.stack([-tang[:, 1], tang[:, 0]], axis=1)
+
+
+def _offset_curve(c: np.ndarray, off: float) -> np.ndarray:
+    return c + _normals(c) * off
 
 
 def _draw_loop(full: _Canvas, rgba: np.ndarray, p: MaskParams, lp: LoopParams) -> None:

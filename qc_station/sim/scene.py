@@ -74,7 +74,8 @@ def render_scene(
     w, h = camera.image_size
     mmpp = mm_per_px_at_center(camera)
     fabric_mean = params.fabric.mean_color if params is not None else rng.uniform(0, 1, 3)
-    kind = tray or pick_tray(rng, fabric_mean)
+    loops = [lp.color for lp in params.loops] if params is not None else []
+    kind = tray or pick_tray(rng, fabric_mean, loops=loops)
     if kind not in TRAYS:
         raise ValueError(f"unknown tray {kind!r}; choose from {list(TRAYS)}")
     frame = tray_texture(rng, h, w, kind, px_per_mm=1 / mmpp)
@@ -162,7 +163,7 @@ def render_mask_plane(
     extent = (-margin_mm, -margin_mm, params.width_mm + margin_mm, params.height_mm + margin_mm)
     layer = draw_mask_layer(params, mm_per_px=mm_per_px, extent_mm=extent, supersample=supersample)
     h, w = layer.rgba.shape[:2]
-    kind = tray or pick_tray(rng, params.fabric.mean_color)
+    kind = tray or pick_tray(rng, params.fabric.mean_color, loops=[lp.color for lp in params.loops])
     frame = tray_texture(rng, h, w, kind, px_per_mm=1 / mm_per_px)
     alpha = np.ascontiguousarray(layer.rgba[..., 3])
     shadow = _drop_shadow(alpha, rng.uniform(0.8, 2.2) / mm_per_px, rng.uniform(0.25, 0.5))

@@ -19,11 +19,15 @@ def _lum(c) -> float:
     return 0.114 * b + 0.587 * g + 0.299 * r
 
 
-def pick_tray(rng: np.random.Generator, fabric_mean_bgr, min_contrast: float = 0.18) -> str:
-    """A tray kind whose brightness contrasts with the fabric (fallback: the most contrasting)."""
+def pick_tray(rng: np.random.Generator, fabric_mean_bgr, min_contrast: float = 0.18, loops=()) -> str:
+    """A tray kind whose brightness contrasts with the fabric (and, if possible, the loops'
+    colours by 0.1), as a station operator would choose it; fallback: the most contrasting."""
     lf = _lum(fabric_mean_bgr)
     names = list(TRAYS)
     ok = [n for n in names if abs(_lum(TRAYS[n]) - lf) >= min_contrast]
+    better = [n for n in ok if all(abs(_lum(TRAYS[n]) - _lum(c)) >= 0.1 for c in loops)]
+    if better:
+        return str(rng.choice(better))
     if not ok:
         return max(names, key=lambda n: abs(_lum(TRAYS[n]) - lf))
     return str(rng.choice(ok))
