@@ -92,6 +92,8 @@ class RetentionSection(_Section):
     min_free_mb: float = Field(500.0, ge=0, description="Free-space guard for the data disk")
     jpeg_quality: int = Field(90, ge=50, le=100)
     thumb_width_px: int = Field(640, ge=64, le=4096)
+    overlay_width_px: int = Field(1600, ge=320, le=10000,
+                                  description="Annotated overlays are scaled down to this width")
 
 
 class StationConfig(_Section):

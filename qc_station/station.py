@@ -366,6 +366,7 @@ def assemble_health(station_id, running, *, camera, pipeline, model, calibration
 def image_policy(config: StationConfig) -> ImagePolicy:
     r = config.retention
     return ImagePolicy(jpeg_quality=r.jpeg_quality, thumb_width_px=r.thumb_width_px,
+                       overlay_width_px=r.overlay_width_px,
                        min_free_mb=r.min_free_mb,
                        keep_pass_days=r.keep_pass_days, keep_reject_days=r.keep_reject_days)
 
