@@ -59,11 +59,22 @@ def register(subparsers) -> None:
                         help="render masks alone in the mask frame (render_mask_plane) instead of frames")
     render.add_argument("--mm-per-px", type=float, default=0.2, help="--plane: image scale (default 0.2)")
     render.add_argument("--margin", type=float, default=10.0, help="--plane: tray margin in mm")
-    render.set_defaults(func=run)
+    render.set_defaults(func=_run_checked)
     parser.set_defaults(func=lambda args: (parser.print_help(), 2)[1])
 
 
+def _run_checked(args) -> int:
+    import sys
+
+    try:
+        return run(args)
+    except ValueError as exc:  # a bad board name, defect code, ... : one clear line, no traceback
+        print(f"qc-station sim render: error: {exc}", file=sys.stderr)
+        return 2
+
+
 def run(args) -> int:
+    """Render ``args.count`` frames (+ boards) into ``args.out``; see DESCRIPTION."""
     import json
     from pathlib import Path
 
@@ -73,7 +84,9 @@ def run(args) -> int:
     from qc_station.sim import (
         SIM_DEFECTS,
         SIM_UNUSABLE,
+        SceneTruth,
         default_camera,
+        parse_board,
         random_camera,
         random_mask_params,
         render_board_views,
@@ -87,8 +100,11 @@ def run(args) -> int:
     bad = [c for c in args.defects if c not in SIM_DEFECTS]
     bad += [c for c in args.unusable if c not in SIM_UNUSABLE]
     if bad:
-        raise SystemExit(f"qc-station sim render: unknown code(s) {bad}; defects: {', '.join(SIM_DEFECTS)}; "
+        raise ValueError(f"unknown code(s) {bad}; defects: {', '.join(SIM_DEFECTS)}; "
                          f"unusable: {', '.join(SIM_UNUSABLE)}")
+    if args.count < 1 or args.boards < 0:
+        raise ValueError("--count must be >= 1 and --boards >= 0")
+    parse_board(args.board)
     spec = load_spec(args.spec)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -102,8 +118,10 @@ def run(args) -> int:
             rng = np.random.default_rng(seed)
             params = random_mask_params(rng, defects=args.defects, spec=spec, camera=camera)
             image, mask = render_mask_plane(params, mm_per_px=args.mm_per_px, margin_mm=args.margin, rng=rng)
+            scene = SceneTruth(mask=mask)
             doc = {"seed": seed, "mm_per_px": args.mm_per_px, "origin_mm": [-args.margin, -args.margin],
-                   "mask": truth_json(mask)}
+                   "mask": truth_json(mask), "expected_verdict": scene.expected_verdict(spec),
+                   "expected_codes": list(scene.expected_codes(spec))}
         else:
             image, truth = render_case(seed, defects=args.defects, unusable=args.unusable, camera=camera,
                                        spec=spec)
