@@ -101,6 +101,13 @@ def test_cli_calibrate_prints_and_writes(image_dir, tmp_path, capsys):
     assert cal.id in text and cal.rms_px < 0.3
 
 
+def test_same_photos_give_the_same_id(image_dir, station):
+    views = sorted(str(p) for p in (image_dir / "views").glob("*.png"))
+    again = calibrate(views, image_dir / "plane.png", BOARD)
+    changed = {k: v for k, v in again.model_dump().items() if v != getattr(station, k)}
+    assert again.id == station.id, changed
+
+
 def test_cli_calibrate_refuses_too_few_views(image_dir, tmp_path, capsys):
     code = main(["calibrate", "--images", str(image_dir / "views" / "view0[0-2].png"),
                  str(image_dir / "views" / "view99-blank.png"),

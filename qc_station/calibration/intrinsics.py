@@ -8,7 +8,8 @@ corner): such a view is dropped and the rest refitted, so one bad photo cannot b
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import cv2
@@ -103,13 +104,27 @@ def calibrate_intrinsics(
     )
 
 
+@contextmanager
+def single_threaded() -> Iterator[None]:
+    """Run OpenCV single-threaded inside: its threaded reductions make the fits differ in the last
+    bits from run to run, and Levenberg-Marquardt can turn that into 1e-6 differences, which would
+    change the calibration's content-hash id for the same photos. The fits take milliseconds."""
+    threads = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    try:
+        yield
+    finally:
+        cv2.setNumThreads(threads)
+
+
 def _fit(usable: list[tuple[str, BoardDetection]], image_size: tuple[int, int], flags: int):
     obj = [det.object_points_mm.reshape(-1, 1, 3).astype(np.float32) for _, det in usable]
     img = [det.image_points_px.reshape(-1, 1, 2).astype(np.float32) for _, det in usable]
     criteria = (cv2.TERM_CRITERIA_COUNT + cv2.TERM_CRITERIA_EPS, 100, 1e-10)
     try:
-        rms, K, dist, rvecs, tvecs = cv2.calibrateCamera(
-            obj, img, image_size, None, None, flags=flags, criteria=criteria)
+        with single_threaded():
+            rms, K, dist, rvecs, tvecs = cv2.calibrateCamera(
+                obj, img, image_size, None, None, flags=flags, criteria=criteria)
     except cv2.error as exc:
         raise CalibrationError(f"the calibration fit failed ({exc.err}); take more varied views") from None
     per_view = []

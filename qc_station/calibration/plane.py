@@ -20,6 +20,7 @@ from qc_station.calibration.geometry import (
     pixel_to_tray_mm,
     undistort_to_normalized,
 )
+from qc_station.calibration.intrinsics import single_threaded
 from qc_station.errors import CalibrationError
 
 MAX_TRAY_RMS_PX = 1.5
@@ -58,12 +59,13 @@ def estimate_tray_pose(K: np.ndarray, dist: np.ndarray, detection: BoardDetectio
         raise CalibrationError(f"tray-plane image unusable: {detection.reason}")
     obj = detection.object_points_mm.reshape(-1, 3).astype(np.float64)
     img = detection.image_points_px.reshape(-1, 2).astype(np.float64)
-    norm = undistort_to_normalized(_Cam(K, dist, np.zeros(3), np.zeros(3)), img)
-    ok, rvec, tvec = cv2.solvePnP(obj, norm.reshape(-1, 1, 2), np.eye(3), None, flags=cv2.SOLVEPNP_IPPE)
-    if not ok:
-        raise CalibrationError("tray-plane pose could not be solved from the plane image")
-    rvec, tvec = cv2.solvePnPRefineLM(obj, img.reshape(-1, 1, 2), K, dist, rvec, tvec,
-                                      (cv2.TERM_CRITERIA_COUNT + cv2.TERM_CRITERIA_EPS, 100, 1e-12))
+    with single_threaded():
+        norm = undistort_to_normalized(_Cam(K, dist, np.zeros(3), np.zeros(3)), img)
+        ok, rvec, tvec = cv2.solvePnP(obj, norm.reshape(-1, 1, 2), np.eye(3), None, flags=cv2.SOLVEPNP_IPPE)
+        if not ok:
+            raise CalibrationError("tray-plane pose could not be solved from the plane image")
+        rvec, tvec = cv2.solvePnPRefineLM(obj, img.reshape(-1, 1, 2), K, dist, rvec, tvec,
+                                          (cv2.TERM_CRITERIA_COUNT + cv2.TERM_CRITERIA_EPS, 100, 1e-12))
     proj, _ = cv2.projectPoints(obj, rvec, tvec, K, dist)
     rms = float(np.sqrt(np.mean(np.sum((proj.reshape(-1, 2) - img) ** 2, axis=1))))
     if rms > max_rms_px:

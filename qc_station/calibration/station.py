@@ -95,21 +95,28 @@ def _detect_all(items: Iterable[ImageInput], spec: BoardSpec,
 
 
 def to_station_calibration(spec: BoardSpec, intr: Intrinsics, pose: TrayPose) -> StationCalibration:
-    """Assemble the station.json model (id = content hash) from the fitted parts."""
-    K = intr.K
+    """Assemble the station.json model (id = content hash) from the fitted parts.
+
+    Values are rounded far below their precision (1e-6 px, 1e-6 mm, 1e-9 for unitless ones) so
+    the same photos give the same id: OpenCV's multithreaded fit varies in the last bits.
+    """
+
+    def r(values, digits: int) -> tuple[float, ...]:
+        return tuple(round(float(x), digits) + 0.0 for x in np.ravel(values))  # + 0.0: no "-0.0"
+
     return StationCalibration(
         board=spec.name,
         image_size=intr.image_size,
-        camera_matrix=tuple(tuple(float(x) for x in row) for row in K),
-        dist_coeffs=tuple(float(x) for x in intr.dist),
+        camera_matrix=tuple(r(row, 6) for row in intr.K),
+        dist_coeffs=r(intr.dist, 9),
         rms_px=round(intr.rms_px, 6),
-        per_view_rms_px=tuple(round(e, 6) for e in intr.per_view_rms_px),
+        per_view_rms_px=r(intr.per_view_rms_px, 6),
         views_used=intr.views_used,
-        views_rejected=tuple(RejectedView(image=r.name, reason=r.reason) for r in intr.rejected),
-        tray_rvec=tuple(float(x) for x in pose.rvec),
-        tray_tvec_mm=tuple(float(x) for x in pose.tvec_mm),
+        views_rejected=tuple(RejectedView(image=v.name, reason=v.reason) for v in intr.rejected),
+        tray_rvec=r(pose.rvec, 9),
+        tray_tvec_mm=r(pose.tvec_mm, 6),
         tray_rms_px=round(pose.rms_px, 6),
-        mm_per_px=pose.mm_per_px,
+        mm_per_px=round(pose.mm_per_px, 9),
         camera_height_mm=round(pose.camera_height_mm, 3),
         tilt_deg=round(pose.tilt_deg, 4),
     ).with_id()
