@@ -325,3 +325,24 @@ def test_cli_sim_render_writes_frames_and_truth(tmp_path):
     assert cv2.imread(str(tmp_path / "frame_000003.png")).shape == (1296, 2304, 3)
     cam = json.loads((tmp_path / "camera.json").read_text())
     assert cam["image_size"] == [2304, 1296]
+
+
+def test_defect_boxes_are_where_they_belong_over_many_seeds():
+    from qc_station.sim.draw import draw_mask_layer
+
+    rng = np.random.default_rng(77)
+    for _ in range(25):
+        params = random_mask_params(rng, defects=SIM_DEFECTS)
+        layer = draw_mask_layer(params, mm_per_px=0.5, supersample=False)  # coarse: truth only
+        w, h, d = params.width_mm, params.height_mm, params.seam_distance_mm
+        codes = [t.code for t in layer.defects]
+        assert set(codes) == set(SIM_DEFECTS)
+        for t in layer.defects:
+            x, y, bw, bh = t.box_mm
+            if t.code in ("stain", "hole"):  # inside the seam line, clear of it
+                assert d < x and x + bw < w - d and d < y and y + bh < h - d
+            elif t.code == "skipped_stitch":  # on the top or bottom seam line
+                assert min(abs(y + bh / 2 - d), abs(y + bh / 2 - (h - d))) < 0.5 and bh < 2.0
+            elif t.code == "open_seam":  # along an edge, reaching the seam line
+                on_edge = min(x, y) <= 1e-9 or abs(x + bw - w) < 1e-6 or abs(y + bh - h) < 1e-6
+                assert on_edge and min(bw, bh) >= d
