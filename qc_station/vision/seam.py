@@ -27,22 +27,25 @@ import numpy as np
 from qc_station.results import Finding
 from qc_station.spec.model import MaskSpec
 from qc_station.vision import seam_profile as sp
-from qc_station.vision.seam_strip import SIDES, SideStrip, line_response, running_median, side_strip
+from qc_station.vision.seam_strip import SIDES, SideStrip, line_response, side_strip
 from qc_station.vision.types import MaskCrop, SeamResult
 
 STEP_MM = 0.2  # working resolution of the strips
 PITCH_RANGE_MM = (1.2, 5.0)  # stitch lengths looked for (spec 2-3 mm, defects outside it)
-ACF_WINDOW_MM = 20.0
+ACF_WINDOW_MM = 16.0  # ~6 stitches per autocorrelation window
+ACF_HOP_MM = 4.0
 DIP_MAX_MM = 1.4  # needle holes between stitches are narrower than this
 CHUNK_MM = 8.0  # tracking chunk along the side
 EDGE_CLEAR_MM = 2.0  # keep this far from the perpendicular seam at the corners
 NOTCH_MM = 0.35  # local edge this far inside the smoothed edge = the layers are separated there
 EDGE_REF_MM = 30.0  # the edge band's usual look: running median over this length
-EDGE_DEV_FACTOR = 4.0  # edge band this many times more unlike its usual look than typical...
-EDGE_DEV_MIN = 25.0  # ...and by at least this much (BGR distance) = the layers gape
+EDGE_DEV_FACTOR = 2.5  # edge band this many times more unlike its usual look than typical...
+EDGE_DEV_MIN = 10.0  # ...and by at least this much (BGR distance) = the layers gape
+EDGE_LINE_FROM_MM = 0.5  # a line along the edge from here to the seam = a lifted layer's edge
+EDGE_LINE_FACTOR = 3.0
 LONG_GAP_STITCHES = 10.0  # a gap this long (in stitches) is an open seam even without a notch
 MIN_LINE_LEVEL = 6.0  # grey levels of line response a thread must reach
-MIN_PERIODICITY = 0.15  # comb score of the needle-hole train
+MIN_PERIODICITY = 0.25  # fraction of 16 mm windows agreeing on one stitch pitch
 
 
 @dataclass(frozen=True)
@@ -50,8 +53,16 @@ class _Side:
     strip: SideStrip
     resp: np.ndarray
     track: sp.Track
-    found: bool
+    found: bool  # a thread line runs along this side
+    periodic: bool  # ...and its needle holes give a clear pitch (used for the stitch length)
     valid: np.ndarray  # columns inside the corner clearance
+
+
+def _search(step: float) -> sp.PitchSearch:
+    return sp.PitchSearch(window_px=round(1.0 / step), chunk_px=round(CHUNK_MM / step),
+                          dip_px=round(DIP_MAX_MM / step), acf_win_px=round(ACF_WINDOW_MM / step),
+                          acf_hop_px=round(ACF_HOP_MM / step), fabric_off_px=round(1.2 / step),
+                          lag_lo_px=PITCH_RANGE_MM[0] / step, lag_hi_px=PITCH_RANGE_MM[1] / step)
 
 
 def _analyse_side(crop: MaskCrop, spec: MaskSpec, side: str, step: float) -> _Side:
@@ -62,30 +73,14 @@ def _analyse_side(crop: MaskCrop, spec: MaskSpec, side: str, step: float) -> _Si
     resp = line_response(strip.image)
     lo = max(0, round((max(1.0, d.lower - 1.5) - strip.v0_mm) / step))
     hi = min(resp.shape[0], round((d.upper + 1.5 - strip.v0_mm) / step))
-    lag_lo, lag_hi = int(PITCH_RANGE_MM[0] / step), int(np.ceil(PITCH_RANGE_MM[1] / step))
-    win = round(ACF_WINDOW_MM / step)
-    best, best_score = None, -np.inf
-    band = resp[lo:hi]
-    for row in sp.candidate_rows(resp, lo, hi):
-        v_px = lo + sp.track_line(band, row - lo, window_px=round(1.0 / step),
-                                  chunk_px=round(CHUNK_MM / step))
-        prof = sp.sample_along(resp, v_px)
-        bg = sp.background_level(resp, v_px, lo, hi, keep_out_px=1.5 / step)
-        x = sp.dips(prof, round(DIP_MAX_MM / step))
-        acfs, _ = sp.window_acfs(x, win, win // 2)
-        peak = sp.pitch_from_acf(acfs.mean(axis=0), lag_lo, lag_hi) if len(acfs) else None
-        per = peak[1] if peak else 0.0
-        # a stitch line is dashed: periodicity first (a printed stripe is continuous), then strength
-        score = max(per, 0.02) * float(np.median(prof))
-        if score > best_score:
-            best_score = score
-            best = sp.Track(v_px, prof, bg, per, peak[0] if peak else None)
+    best = sp.best_track(resp, lo, hi, _search(step), strip.image)
     if best is None:  # no line at all in the band
         n_u = resp.shape[1]
-        best = sp.Track(np.full(n_u, (lo + hi) / 2), np.zeros(n_u, np.float32), 1.0, 0.0, None)
+        best = sp.Track(np.full(n_u, (lo + hi) / 2), np.zeros(n_u, np.float32), 1.0, 0.0, None, np.ones(n_u))
     strength = float(np.median(best.profile))
-    found = strength >= max(3.0 * best.background, MIN_LINE_LEVEL) and best.periodicity >= MIN_PERIODICITY
-    return _Side(strip, resp, best, found, np.ones(resp.shape[1], bool))
+    found = strength >= max(3.0 * best.background, MIN_LINE_LEVEL)
+    periodic = found and best.periodicity >= MIN_PERIODICITY
+    return _Side(strip, resp, best, found, periodic, np.ones(resp.shape[1], bool))
 
 
 def _seam_position_mm(s: _Side) -> np.ndarray:
@@ -117,43 +112,37 @@ def _probability(ratio: float) -> float:
 def _stitch_length(sides: dict[str, _Side], step: float) -> tuple[float | None, float | None]:
     """Median stitch length and P90 (mm) from the needle-hole trains of all found sides.
 
-    The ACFs of 20 mm windows are pooled for one comb pitch; if one side on its own clearly
-    prefers half of it, the half wins (some needle holes can vanish on the pixel grid, which
-    doubles the apparent pitch there). Each window is then refined near that pitch.
+    Every 16 mm window votes for its comb pitch; the pitch most windows agree on wins. If one
+    side on its own clearly prefers half of it, the half wins (needle holes can alternate in
+    visibility on the pixel grid, which doubles the apparent pitch there). The agreeing windows
+    are then refined with their harmonics: their median and P90 are reported.
     """
-    lag_lo, lag_hi = PITCH_RANGE_MM[0] / step, PITCH_RANGE_MM[1] / step
-    win = round(ACF_WINDOW_MM / step)
+    ps = _search(step)
     per_side = []
     for s in sides.values():
-        if not s.found:
-            continue
-        x = sp.dips(s.track.profile, round(DIP_MAX_MM / step))[s.valid]
-        acfs, _ = sp.window_acfs(x, win, win // 2)
-        if len(acfs):
-            per_side.append(acfs)
+        if s.periodic:
+            x = sp.dips(s.track.fraction, ps.dip_px)[s.valid]
+            per_side.append(sp.window_pitches(x, ps))
     if not per_side:
         return None, None
-    acfs = np.concatenate(per_side)
-    peak = sp.pitch_from_acf(acfs.mean(axis=0), lag_lo, lag_hi)
-    if peak is None:
+    pitches = np.concatenate([p for p, _, _ in per_side])
+    scores = np.concatenate([sc for _, sc, _ in per_side])
+    acfs = np.concatenate([a for _, _, a in per_side if len(a)])
+    pitch, _, agree = sp.modal_pitch(pitches, scores)
+    if pitch is None:
         return None, None
-    pitch = peak[0]
-    if pitch / 2 >= lag_lo:
-        for side_acfs in per_side:
-            own = sp.pitch_from_acf(side_acfs.mean(axis=0), lag_lo, lag_hi)
-            if own is not None and abs(own[0] - pitch / 2) <= 0.06 * pitch:
-                pitch = own[0]
-                break
-    pitch = sp.refine_with_harmonics(acfs.mean(axis=0), pitch)
-    cands, scores = sp.pitch_scores(acfs, 0.85 * pitch, 1.18 * pitch)
-    per_window = []
-    for a, sc in zip(acfs, scores, strict=True):
-        j = int(np.argmax(sc))
-        if sc[j] > 0.2:
-            per_window.append(sp.refine_with_harmonics(a, cands[j], max_k=3) * step)
-    if not per_window:
+    for p_side, s_side, _ in per_side:
+        own, frac, _ = sp.modal_pitch(p_side, s_side)
+        if own is not None and frac >= 0.3 and abs(own - pitch / 2) <= 0.06 * pitch:
+            pitch = own
+            _cands, sc = sp.pitch_scores(acfs, 0.94 * pitch, 1.06 * pitch, max_lag_frac=0.75)
+            agree = sc.max(axis=1) >= 0.15
+            break
+    refined = np.array([sp.refine_with_harmonics(a, pitch, max_k=3) for a in acfs[agree]])
+    refined = refined[np.abs(refined - pitch) <= 0.1 * pitch] * step
+    if not refined.size:
         return pitch * step, pitch * step
-    return float(np.median(per_window)), float(np.percentile(per_window, 90))
+    return float(np.median(refined)), float(np.percentile(refined, 90))
 
 
 def _occluded(s: _Side, step: float, present: np.ndarray) -> np.ndarray:
@@ -189,13 +178,25 @@ def _edge_disturbed(s: _Side, step: float) -> np.ndarray:
     seam_v_mm = float(np.median(st.v0_mm + s.track.v_px * st.step_mm))
     r0 = max(0, round((0.2 - st.v0_mm) / step))
     r1 = max(r0 + 2, round((min(seam_v_mm - 1.0, 3.0) - st.v0_mm) / step))
-    band = st.image[r0:r1].mean(axis=0)  # (n_u, 3) colour of the edge band per column
-    k = max(3, round(EDGE_REF_MM / step) | 1)
-    ref = np.stack([running_median(band[:, c], k) for c in range(3)], axis=1)
-    dev = np.linalg.norm(band - ref, axis=1)
-    dev = cv2.blur(dev.reshape(1, -1).astype(np.float32), (round(1.0 / step) | 1, 1)).ravel()
+    # each column's look across the band (rows x channels), against the side's usual look
+    band = st.image[r0:r1].transpose(1, 0, 2).reshape(st.image.shape[1], -1)
+    blk = round(1.0 / step)
+    nb = len(band) // blk
+    blocks = np.median(band[: nb * blk].reshape(nb, blk, -1), axis=1)
+    k = max(1, round(EDGE_REF_MM / (blk * step)) | 1)
+    pad = np.pad(blocks, ((k // 2, k // 2), (0, 0)), mode="edge")
+    ref_b = np.median(np.lib.stride_tricks.sliding_window_view(pad, k, axis=0), axis=2)
+    idx = np.clip((np.arange(len(band)) // blk), 0, nb - 1)
+    dev = np.sqrt(((band - ref_b[idx]) ** 2).mean(axis=1))
+    dev = cv2.blur(dev.reshape(1, -1).astype(np.float32), (blk | 1, 1)).ravel()
     typical = float(np.median(dev[s.valid])) if s.valid.any() else float(np.median(dev))
-    return (notch > NOTCH_MM) | (dev > max(EDGE_DEV_FACTOR * typical, EDGE_DEV_MIN))
+    # the lifted edge of the top layer: a line along the edge between the edge and the seam
+    l0 = max(0, round((EDGE_LINE_FROM_MM - st.v0_mm) / step))
+    lip = s.resp[l0:max(l0 + 1, r1)].max(axis=0)
+    lip = cv2.blur(lip.reshape(1, -1).astype(np.float32), (2 * blk + 1, 1)).ravel()
+    lip_typical = float(np.median(lip[s.valid])) if s.valid.any() else float(np.median(lip))
+    return ((notch > NOTCH_MM) | (dev > max(EDGE_DEV_FACTOR * typical, EDGE_DEV_MIN))
+            | (lip > max(EDGE_LINE_FACTOR * lip_typical, MIN_LINE_LEVEL)))
 
 
 def analyze_seam(crop: MaskCrop, spec: MaskSpec) -> SeamResult:
@@ -243,11 +244,9 @@ def analyze_seam(crop: MaskCrop, spec: MaskSpec) -> SeamResult:
             opened.append(Finding(code="open_seam", source="seam", box_mm=_box(s, c_lo, c_hi, to_edge=True),
                                   probability=_probability(length_mm / spec.seam.open_seam_min_mm)))
             continue
-        prof = s.track.profile
-        thread = float(np.percentile(prof[s.valid], 70))
-        thr = s.track.background + 0.35 * (thread - s.track.background)
-        smooth = np.convolve(prof, np.ones(3) / 3, mode="same")
-        present = smooth > thr
+        present = sp.thread_present(s.track, s.valid)
+        # thread colour at the track counts too (a print beside the thread weakens the line filter)
+        present |= np.convolve(s.track.fraction - 1.0, np.ones(3) / 3, mode="same") >= 0.5
         present |= _occluded(s, step, present)
         present = sp.fill_short_runs(present, round(0.6 * nominal_mm / step))
         present_len += int(present[s.valid].sum())
@@ -261,7 +260,7 @@ def analyze_seam(crop: MaskCrop, spec: MaskSpec) -> SeamResult:
             gap_mm = (g1 - g0) * step
             if gap_mm <= skip_limit_mm:
                 continue
-            separated = float(disturbed[g0:g1].mean()) >= 0.3
+            separated = float(disturbed[g0:g1].mean()) >= 0.5
             long_gap = gap_mm >= LONG_GAP_STITCHES * nominal_mm
             if (gap_mm >= spec.seam.open_seam_min_mm and separated) or long_gap:
                 opened.append(Finding(code="open_seam", source="seam", box_mm=_box(s, g0, g1, to_edge=True),

@@ -6,7 +6,9 @@ All lengths here are in strip pixels (``step_mm`` each); the caller converts to 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
+import cv2
 import numpy as np
 
 from qc_station.vision.seam_strip import running_median
@@ -19,8 +21,9 @@ class Track:
     v_px: np.ndarray  # (n_u,) row of the thread centre
     profile: np.ndarray  # (n_u,) line response along the track
     background: float  # typical line response of the fabric away from the track
-    periodicity: float  # ACF peak height in the stitch-length lag range (0..1)
-    lag_px: float | None  # stitch pitch from the ACF of the whole track
+    periodicity: float  # fraction of ACF windows agreeing on one stitch pitch
+    lag_px: float | None  # that pitch
+    fraction: np.ndarray  # (n_u,) 1 + share of thread colour at the track (needle holes dip)
 
 
 def candidate_rows(resp: np.ndarray, lo: int, hi: int, n: int = 3) -> list[int]:
@@ -76,8 +79,8 @@ def sample_along(resp: np.ndarray, v_px: np.ndarray) -> np.ndarray:
 def background_level(resp: np.ndarray, v_px: np.ndarray, lo: int, hi: int, *, keep_out_px: float) -> float:
     """Median line response in rows [lo, hi) farther than ``keep_out_px`` from the track."""
     rows = np.arange(lo, hi)[:, None]
-    far = np.abs(rows - v_px[None, :]) > keep_out_px
-    vals = resp[lo:hi][far]
+    far = np.abs(rows - v_px[None, ::3]) > keep_out_px
+    vals = resp[lo:hi, ::3][far]
     return float(np.median(vals)) if vals.size else 0.0
 
 
@@ -156,17 +159,6 @@ def fill_short_runs(mask: np.ndarray, max_len: int) -> np.ndarray:
 
 
 
-def _interp_matrix(positions: np.ndarray, n: int) -> np.ndarray:
-    """(n, len(positions)) weights so that ``acf @ M`` linearly interpolates acf at positions."""
-    m = np.zeros((n, len(positions)))
-    i0 = np.clip(np.floor(positions).astype(int), 0, n - 2)
-    f = np.clip(positions - i0, 0.0, 1.0)
-    cols = np.arange(len(positions))
-    np.add.at(m, (i0, cols), 1 - f)
-    np.add.at(m, (i0 + 1, cols), f)
-    return m
-
-
 def pitch_scores(acfs: np.ndarray, lo: float, hi: float, *, max_k: int = 4,
                  max_lag_frac: float = 0.6) -> tuple[np.ndarray, np.ndarray]:
     """Harmonic-comb score of each candidate pitch in [lo, hi] px for each ACF row.
@@ -176,20 +168,31 @@ def pitch_scores(acfs: np.ndarray, lo: float, hi: float, *, max_k: int = 4,
     needle holes alternate in depth, so the ACF at 2P can exceed the one at P).
     Returns (candidates (m,), scores (n_rows, m)).
     """
-    n = acfs.shape[-1]
+    cands, taps = _comb_taps(acfs.shape[-1], round(lo, 3), round(hi, 3), max_k, max_lag_frac)
+    a = np.atleast_2d(acfs)
+    out = np.zeros((a.shape[0], len(cands)))
+    # explicit gathers, not a matrix product: BLAS threads are slow on a busy shared CPU
+    for i0, f, weight in taps:
+        out += (a[:, i0] * (1 - f) + a[:, i0 + 1] * f) * weight
+    return cands, out
+
+
+@lru_cache(maxsize=64)
+def _comb_taps(n: int, lo: float, hi: float, max_k: int, max_lag_frac: float):
+    """Interpolation taps (index, fraction, signed weight per candidate) of the harmonic comb."""
     max_lag = max_lag_frac * n
-    cands = np.arange(lo, hi + 1e-9, 0.05)
-    w = np.zeros((n, len(cands)))
+    cands = np.arange(lo, hi + 1e-9, 0.1)
+    kcount = np.maximum(np.floor(max_lag / cands), 1).clip(max=max_k)
+    taps = []
     for k in range(1, max_k + 1):
-        use = k * cands <= max_lag
+        use = (k * cands <= max_lag).astype(float)
         if not use.any():
             break
-        on = _interp_matrix(k * cands, n) * use
-        off = _interp_matrix((k - 0.5) * cands, n) * use
-        w += on - off
-    kcount = np.maximum(np.floor(max_lag / cands), 1).clip(max=max_k)
-    w /= kcount[None, :]
-    return cands, np.atleast_2d(acfs) @ w
+        for pos, sign in ((k * cands, 1.0), ((k - 0.5) * cands, -1.0)):
+            i0 = np.clip(np.floor(pos).astype(int), 0, n - 2)
+            f = np.clip(pos - i0, 0.0, 1.0)
+            taps.append((i0, f, sign * use / kcount))
+    return cands, tuple(taps)
 
 
 def pitch_from_acf(acf: np.ndarray, lo: float, hi: float, **kw) -> tuple[float, float] | None:
@@ -202,14 +205,113 @@ def pitch_from_acf(acf: np.ndarray, lo: float, hi: float, **kw) -> tuple[float, 
 
 
 def dips(p: np.ndarray, width_px: int) -> np.ndarray:
-    """Narrow dips of a profile (needle holes between stitches): grey closing minus the profile.
+    """Narrow dips of a profile (needle holes between stitches), as a clipped relative depth.
 
     Only dips narrower than ``width_px`` come out, so slow changes of the thread's contrast along
     the seam (a print under it, a fold's shadow) do not mimic a stitch pitch.
     """
-    import cv2
-
     k = max(3, width_px | 1)
     row = p.astype(np.float32).reshape(1, -1)
     closed = cv2.morphologyEx(row, cv2.MORPH_CLOSE, np.ones((1, k), np.uint8), borderType=cv2.BORDER_REFLECT)
-    return (closed - row).ravel()
+    depth = ((closed - row) / np.maximum(closed, 1e-3)).ravel()
+    # a few deep dips (a print crossing, a fold) must not outweigh the many regular needle holes
+    pos = depth[depth > 0.02]
+    if pos.size >= 8:
+        depth = np.minimum(depth, np.percentile(pos, 90))
+    return depth
+
+
+@dataclass(frozen=True)
+class PitchSearch:
+    """Pixel scales of the search for a stitch line (all in strip pixels)."""
+
+    window_px: int  # how far the track may leave its candidate row
+    chunk_px: int  # tracking chunk along the line
+    dip_px: int  # widest needle hole
+    acf_win_px: int  # window of the autocorrelation
+    acf_hop_px: int  # step between windows
+    fabric_off_px: int  # where the fabric beside the thread is sampled
+    lag_lo_px: float  # shortest stitch
+    lag_hi_px: float  # longest stitch
+
+
+def window_pitches(x: np.ndarray, ps: PitchSearch) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Best comb pitch and its score in each ACF window of ``x``: (pitches, scores, acfs)."""
+    win = min(ps.acf_win_px, len(x))
+    acfs, _ = window_acfs(x, win, max(1, ps.acf_hop_px))
+    if not len(acfs):
+        return np.zeros(0), np.zeros(0), acfs
+    cands, scores = pitch_scores(acfs, ps.lag_lo_px, ps.lag_hi_px, max_lag_frac=0.75)
+    j = np.argmax(scores, axis=1)
+    return cands[j], scores[np.arange(len(j)), j], acfs
+
+
+def modal_pitch(pitches: np.ndarray, scores: np.ndarray, *, min_score: float = 0.15,
+                tol: float = 0.06) -> tuple[float | None, float, np.ndarray]:
+    """The pitch most windows agree on: (pitch, fraction of all windows agreeing, agreeing mask).
+
+    Voting is robust where a print or a fold spoils some windows; a plain ACF average is not.
+    """
+    ok = scores >= min_score
+    agree = np.zeros(len(pitches), bool)
+    if not ok.any():
+        return None, 0.0, agree
+    p_ok, s_ok = pitches[ok], scores[ok]
+    close = np.abs(p_ok[:, None] - p_ok[None, :]) <= tol * p_ok[:, None]
+    support = (close * s_ok[None, :]).sum(axis=1)
+    i = int(np.argmax(support))
+    agree[np.flatnonzero(ok)[close[i]]] = True
+    pitch = float(np.median(pitches[agree]))
+    return pitch, float(agree.sum() / len(pitches)), agree
+
+
+def thread_fraction(img: np.ndarray, v_px: np.ndarray, off_px: int) -> np.ndarray:
+    """1 + how much of the thread's colour each column shows at the track (0 = fabric, 1 = thread).
+
+    The colour at the track minus the fabric's a little to either side, projected on the median
+    thread-minus-fabric colour: all channels add up, and a print under the seam cancels out.
+    """
+    n_v, n_u = img.shape[:2]
+    cols = np.arange(n_u)
+    v = np.clip(v_px, 0, n_v - 2)
+    r0 = np.floor(v).astype(int)
+    f = (v - r0)[:, None]
+    on = img[r0, cols] * (1 - f) + img[r0 + 1, cols] * f
+    above, below = np.clip(r0 - off_px, 0, n_v - 1), np.clip(r0 + off_px + 1, 0, n_v - 1)
+    fab = 0.5 * (img[above, cols] + img[below, cols])
+    fab = cv2.blur(np.ascontiguousarray(fab, np.float32).reshape(1, n_u, 3), (9, 1)).reshape(n_u, 3)
+    d = on - fab
+    dvec = np.median(d, axis=0)
+    return 1.0 + (d * dvec[None, :]).sum(axis=1) / max(float((dvec * dvec).sum()), 1e-6)
+
+
+def best_track(resp: np.ndarray, lo: int, hi: int, ps: PitchSearch, image: np.ndarray) -> Track | None:
+    """Among line candidates in rows [lo, hi), the track that is most clearly a row of stitches.
+
+    A stitch line is dashed: periodicity of its needle holes first (a printed stripe is
+    continuous), then its strength. Periodicity = the fraction of windows agreeing on one pitch.
+    """
+    best, best_score = None, -np.inf
+    band = resp[lo:hi]
+    for row in candidate_rows(resp, lo, hi):
+        v_px = lo + track_line(band, row - lo, window_px=ps.window_px, chunk_px=ps.chunk_px)
+        prof = sample_along(resp, v_px)
+        bg = background_level(resp, v_px, lo, hi, keep_out_px=1.5 * ps.window_px)
+        frac = thread_fraction(image, v_px, ps.fabric_off_px)
+        coarse = PitchSearch(**{**ps.__dict__, "acf_hop_px": ps.acf_win_px // 2})
+        pitches, scores, _ = window_pitches(dips(frac, ps.dip_px), coarse)
+        pitch, per, _ = modal_pitch(pitches, scores)
+        score = max(per, 0.02) * float(np.median(prof))
+        if score > best_score:
+            best_score = score
+            best = Track(v_px, prof, bg, per, pitch, frac)
+    return best
+
+
+def thread_present(track: Track, use: np.ndarray) -> np.ndarray:
+    """Columns where the line response is clearly above the fabric's, towards the thread's level."""
+    prof = track.profile
+    thread = float(np.percentile(prof[use], 70)) if use.any() else float(np.percentile(prof, 70))
+    thr = track.background + 0.35 * (thread - track.background)
+    smooth = np.convolve(prof, np.ones(3) / 3, mode="same")
+    return smooth > thr
