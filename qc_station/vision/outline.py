@@ -8,7 +8,8 @@ strength is the colour gradient magnitude along the profile: it needs no referen
 (the tray darkened by the mask's own soft shadow, or a print with several colours, do not
 move it), and for any symmetric blur it peaks on the edge. A print has edges of its own, often
 steeper than the mask's, but never further out: the edge is the **outermost** rise at least
-:data:`OUTERMOST_REL_SLOPE` of the profile's strongest, located to sub-pixel by a parabola
+:data:`OUTERMOST_REL_SLOPE` of the profile's strongest (unless that rise only dims the tray's
+own colour and another strong rise follows: a shadow), located to sub-pixel by a parabola
 through its top three samples.
 
 Ear loops leave the body at the side edges near the corners, so profiles keep
@@ -28,15 +29,22 @@ import numpy as np
 
 from qc_station.vision.geometry import CropGrid, MaskPose
 
-#: Half length of each profile across the edge (covers the coarse pose's error).
-SEARCH_MM = 4.0
+#: Each profile runs this far outside / inside the coarse edge: the coarse outline can fall
+#: short where a print's colour is close to the tray's, never by much beyond it.
+SEARCH_OUT_MM = 7.0
+SEARCH_IN_MM = 4.0
 #: Profiles stay this far from the corners (ear loop attachments, rounded corners).
 CORNER_SKIP_MM = 16.0
 #: A profile is averaged over this many px along the edge (noise, prints), every STEP_PX px.
 AVG_PX = 5
 STEP_PX = 3
 #: The edge is the outermost rise at least this fraction of the profile's steepest rise.
-OUTERMOST_REL_SLOPE = 0.5
+OUTERMOST_REL_SLOPE = 0.3
+#: A rise whose inner side is its outer side dimmed to SHADOW_DIM (same chromaticity within
+#: acos(SHADOW_COS)), probed SHADOW_PROBE_PX either side, is a shadow when a strong rise follows.
+SHADOW_DIM = (0.4, 0.97)
+SHADOW_COS = 0.998
+SHADOW_PROBE_PX = 4
 #: Second pass: the edge is searched this close to the first fit.
 REFINE_MM = 1.0
 #: An edge point is kept when its slope is at least this fraction of the side's median.
@@ -73,7 +81,7 @@ def edge_profiles(crop: np.ndarray | Callable[[int, int, int, int], np.ndarray],
     """
     fetch = crop if callable(crop) else (lambda c0, r0, c1, r1: crop[r0:r1, c0:c1])
     s = grid.mm_per_px
-    half = round(SEARCH_MM / s)
+    out_px, in_px = round(SEARCH_OUT_MM / s), round(SEARCH_IN_MM / s)
     skip = round(CORNER_SKIP_MM / s)
     x0, y0 = grid.mask_to_px(np.array([0.0, 0.0]))
     x1, y1 = grid.mask_to_px(np.array([grid.pose.width_mm, grid.pose.height_mm]))
@@ -85,7 +93,8 @@ def edge_profiles(crop: np.ndarray | Callable[[int, int, int, int], np.ndarray],
         lo, hi = (int(x0) + skip, int(x1) - skip) if horizontal else (int(y0) + skip, int(y1) - skip)
         lo, hi = max(lo, 0), min(hi, w if horizontal else h)
         e = round(edge)
-        a, b = e - half, e + half + 1
+        inward = side in ("top", "left")  # the crop coordinate grows into the mask
+        a, b = (e - out_px, e + in_px + 1) if inward else (e - in_px, e + out_px + 1)
         if a < 0 or b > (h if horizontal else w) or hi - lo < AVG_PX * 4:
             continue
         if horizontal:  # (along, across, 3)
@@ -93,14 +102,12 @@ def edge_profiles(crop: np.ndarray | Callable[[int, int, int, int], np.ndarray],
         else:
             band = fetch(a, lo, b, hi).astype(np.float32)
         pos0 = lo
-        inward = side in ("top", "left")
         if not inward:
             band = band[:, ::-1]
         # average along the edge (box of AVG_PX), sample every STEP_PX
         band = cv2.blur(band, (1, AVG_PX))[AVG_PX // 2::STEP_PX]
-        prof = band
-        out_p[side] = prof
-        out_pos[side] = pos0 + AVG_PX // 2 + np.arange(len(prof)) * STEP_PX
+        out_p[side] = band
+        out_pos[side] = pos0 + AVG_PX // 2 + np.arange(len(band)) * STEP_PX
         out_start[side] = float(a if inward else b - 1)
         out_dir[side] = 1 if inward else -1
     return EdgeProfiles(out_p, out_pos, out_start, out_dir)
@@ -121,10 +128,15 @@ def _step_height(sm: np.ndarray) -> np.ndarray:
     return np.sqrt((diff * diff).sum(axis=1))
 
 
-def peak_slopes(prof: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Steepest colour change of each profile (per px) and its step height (outer ends)."""
+def peak_slopes(prof: np.ndarray, reach_px: int) -> tuple[np.ndarray, np.ndarray]:
+    """Steepest colour change of each profile (per px), and the colour step across it: between
+    the samples ``reach_px`` before and after the steepest point."""
     sm, g = _smoothed_gradient(prof)
-    return g[:, 2:-2].max(axis=1), _step_height(sm)
+    n = g.shape[1]
+    k = np.argmax(g[:, 2:-2], axis=1) + 2
+    r = np.arange(len(g))
+    diff = sm[r, np.minimum(k + reach_px, n - 1)] - sm[r, np.maximum(k - reach_px, 0)]
+    return g[r, k], np.sqrt((diff * diff).sum(axis=1))
 
 
 def _peaks(prof: np.ndarray, expected: np.ndarray | None = None,
@@ -145,19 +157,49 @@ def _peaks(prof: np.ndarray, expected: np.ndarray | None = None,
         idx = np.arange(n)[None, :]
         inner[np.abs(idx - np.rint(expected)[:, None]) > window_px] = 0.0
     strong = inner >= OUTERMOST_REL_SLOPE * inner.max(axis=1, keepdims=True)
-    k = np.argmax(strong, axis=1)
-    for _ in range(n):  # climb to the top of that rise
-        nxt = np.minimum(k + 1, n - 2)
-        up = inner[r, nxt] > inner[r, k]
-        if not up.any():
+    k = _climb(inner, np.argmax(strong, axis=1))
+    # a soft shadow on the tray is a rise too: the tray colour, darker. Skip such a rise when a
+    # strong one follows further in (the mask edge itself)
+    for _ in range(2):
+        before = sm[r, np.maximum(k - SHADOW_PROBE_PX, 0)]
+        after = sm[r, np.minimum(k + SHADOW_PROBE_PX, n - 1)]
+        shadow = _darker_same_colour(before, after)
+        if not shadow.any():
             break
-        k = np.where(up, nxt, k)
+        past = np.arange(n)[None, :] > (k + SHADOW_PROBE_PX)[:, None]
+        later = strong & past
+        has_next = later.any(axis=1) & shadow
+        if not has_next.any():
+            break
+        k = np.where(has_next, _climb(inner, np.argmax(later, axis=1)), k)
     k = np.clip(k, 1, n - 2)
     gm, g0, gp = g[r, k - 1], g[r, k], g[r, k + 1]
     den = gm - 2 * g0 + gp
     off = np.where(den < 0, 0.5 * (gm - gp) / np.where(den < 0, den, -1), 0.0)
     off = np.clip(off, -0.5, 0.5)
     return k + off, g0, _step_height(sm)
+
+
+def _climb(g: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """From index ``k`` of each row, walk up the slope to the local maximum of ``g``."""
+    n = g.shape[1]
+    r = np.arange(len(g))
+    for _ in range(n):
+        nxt = np.minimum(k + 1, n - 2)
+        up = g[r, nxt] > g[r, k]
+        if not up.any():
+            break
+        k = np.where(up, nxt, k)
+    return k
+
+
+def _darker_same_colour(before: np.ndarray, after: np.ndarray) -> np.ndarray:
+    """True where ``after`` is ``before`` dimmed (same chromaticity, SHADOW_DIM of the light)."""
+    nb = np.linalg.norm(before, axis=1) + 1e-6
+    na = np.linalg.norm(after, axis=1) + 1e-6
+    cos = (before * after).sum(axis=1) / (nb * na)
+    ratio = na / nb
+    return (cos > SHADOW_COS) & (ratio > SHADOW_DIM[0]) & (ratio < SHADOW_DIM[1])
 
 
 def _solve(rows: np.ndarray, rhs: np.ndarray, w: np.ndarray) -> np.ndarray:

@@ -45,7 +45,7 @@ CROP_MM_PER_PX = 0.2
 #: Tray kept around the outline in the MaskCrop (seam tracker and classifier see the edge).
 CROP_MARGIN_MM = 10.0
 #: Crop margin for the first outline fit (covers the coarse pose's error + the profiles).
-FIT_MARGIN_MM = 10.0
+FIT_MARGIN_MM = 12.0
 
 
 class _Clock:

@@ -12,13 +12,14 @@ must pass, motion blur and badly exposed frames must not):
 - **no_mask**: no region of at least :data:`MIN_AREA_FRACTION` of the spec's nominal area.
 - **blur**: the sharpness of the mask's own outline, measured on the profiles across its four
   sides in the rectified crop (:func:`edge_sharpness`): the steepest slope of each profile over
-  its step height, median per side, worst side (motion blur smears one direction only), in
-  1/mm. An ideal edge seen at ~0.2 mm/px scores ~1.7-2.2; mild defocus (sigma ~1 camera px)
-  ~1.2; a frame below :data:`MIN_SHARPNESS_PER_MM` (edge spread over more than about 1.7 mm,
-  where 2.5 mm stitches are no longer separable) is ``blur``.
+  the step across it (:data:`STEP_REACH_MM` either side), median per side, worst side (motion
+  blur smears one direction only), in 1/mm. A sharp edge seen at ~0.2 mm/px with mild defocus
+  scores ~1.0-1.3; a frame below :data:`MIN_SHARPNESS_PER_MM` (edge spread over more than about
+  1.7 mm, where 2.5 mm stitches are no longer separable) is ``blur``. A very wide blur tends to
+  1 / (2 * STEP_REACH_MM) = 0.33.
 
-The score cannot improve with more blur: each profile's steepest slope is a maximum of a
-derivative, and convolving with a positive kernel of unit mass never raises it (tested).
+The score does not improve with more blur: for an edge blurred by a Gaussian of width s the
+score is 1 / (sqrt(2 pi) s erf(reach / (sqrt(2) s))), which falls as s grows (tested on frames).
 """
 
 from __future__ import annotations
@@ -36,6 +37,9 @@ MAX_CLIPPED_HIGH = 0.25
 MAX_CLIPPED_MASK = 0.3
 MIN_AREA_FRACTION = 0.3
 MIN_SHARPNESS_PER_MM = 0.55
+#: The step height is taken this far either side of the steepest point (not at the profile
+#: ends, where the mask's own soft shadow on a light tray would inflate it).
+STEP_REACH_MM = 1.5
 
 
 @dataclass(frozen=True)
@@ -104,7 +108,7 @@ def edge_sharpness(profiles: EdgeProfiles, mm_per_px: float) -> float:
     """Outline sharpness in 1/mm (higher is sharper): worst side's median slope/step."""
     per_side = []
     for prof in profiles.profiles.values():
-        slope, step = peak_slopes(prof)
+        slope, step = peak_slopes(prof, round(STEP_REACH_MM / mm_per_px))
         ok = step > 1e-3
         if ok.sum() >= 5:
             per_side.append(float(np.median(slope[ok] / step[ok])) / mm_per_px)
