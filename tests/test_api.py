@@ -154,6 +154,12 @@ def test_stats(served) -> None:
     assert sum(h["total"] for h in s["by_hour"]) == 5
     assert client.get("/api/stats", params={"batch_id": batch["id"]}).json()["overall"]["total"] == 5
     assert client.get("/api/stats", params={"since": time.time() + 10}).json()["overall"]["total"] == 0
+    series = client.get("/api/measurements", params={"batch_id": batch["id"]}).json()
+    assert [p["verdict"] for p in series] == ["pass", "fail", "fail", "pass"]  # unusable: not measured
+    assert series[0]["width_mm"] == 180.0 and series[0]["id"] < series[-1]["id"]
+    assert len(client.get("/api/measurements", params={"limit": 2}).json()) == 2
+    _error(client.get("/api/measurements", params={"batch_id": 999}), 404)
+    _error(client.get("/api/measurements", params={"limit": 0}), 422)
     _error(client.get("/api/stats", params={"batch_id": 999}), 404)
     _error(client.get("/api/stats", params={"until": "noon"}), 400)
 
@@ -181,6 +187,7 @@ def test_station_view_trigger_audit_docs(served) -> None:
         "/api/health",
         "/api/trigger",
         "/api/station",
+        "/api/measurements",
         "/api/audit",
     ):
         assert path in schema["paths"], path

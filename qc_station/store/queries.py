@@ -154,3 +154,30 @@ def stats(store: Store, *, station_id=None, batch_id=None, since=None, until=Non
         by_hour=counts_by_hour(store, **kw),
         by_reason=counts_by_reason(store, **kw),
     )
+
+
+class MeasurementPoint(BaseModel):
+    """One usable inspection's dimensions, for control charts (SPC)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: int
+    batch_id: int | None
+    ts_epoch: float
+    verdict: str
+    width_mm: float
+    height_mm: float
+
+
+def measurement_series(
+    store: Store, *, station_id=None, batch_id=None, since=None, until=None, limit: int = 5000
+) -> list[MeasurementPoint]:
+    """Width and height of every measured mask in scope, oldest first (the last ``limit`` of them)."""
+    cond, params = _scope(station_id, batch_id, since, until)
+    rows = store.query(
+        f"SELECT * FROM (SELECT i.id, i.batch_id, i.ts_epoch, i.verdict, i.width_mm, i.height_mm "
+        f"FROM inspections i WHERE {cond} AND i.width_mm IS NOT NULL AND i.height_mm IS NOT NULL "
+        f"ORDER BY i.id DESC LIMIT ?) ORDER BY id",
+        [*params, limit],
+    )
+    return [MeasurementPoint(**dict(r)) for r in rows]
