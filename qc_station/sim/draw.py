@@ -256,8 +256,11 @@ def _fabric(f: FabricParams, cv: _Canvas, ypat: np.ndarray, rng: np.random.Gener
         th, tw = tile.shape[:2]
         off = rng.integers(0, 1 << 16, 2)
         rows = (np.round(ypat / s).astype(np.int64) + off[0]) % th
-        cols = (np.round(xs / s).astype(np.int64) + off[1]) % tw
-        out[:] = tile[rows[:, None], cols[None, :]]
+        c0 = (round(float(xs[0]) / s) + int(off[1])) % tw  # columns step by one tile pixel
+        band = np.take(tile, rows, axis=0)  # (h, tw, 3)
+        band = np.roll(band, -c0, axis=1)
+        reps = -(-w // tw)
+        out[:] = np.tile(band, (1, reps, 1))[:, :w]
     elif f.pattern == "checked":
         p = f.scale_mm
         phase = rng.uniform(0, 1, 2)
@@ -513,23 +516,28 @@ def _draw_stitches(cv: _Canvas, color, p: MaskParams, open_spans, rng) -> list[D
         if any(_in_open_span(p, d, mid) for d in open_spans):
             continue
         dashes.append(seg + wobble[i])
-    # the thread's twist: a brighter core on about half the length of each stitch
+    # paint only the band along the seam line (4 strips that do not overlap): the interior and
+    # the rest of the canvas never see thread
     tw = p.thread_width_mm
-    shadow = np.zeros((cv.h, cv.w), np.uint8)
-    thread = np.zeros((cv.h, cv.w), np.uint8)
-    core = np.zeros((cv.h, cv.w), np.uint8)
-    sh = [cv.pts(d + np.array([0.12, 0.15])) for d in dashes]
-    cv2.polylines(shadow, sh, False, 255, cv.px(tw * 1.6), cv2.LINE_AA, _SHIFT)
-    dp = [cv.pts(d) for d in dashes]
-    cv2.polylines(thread, dp, False, 255, cv.px(tw), cv2.LINE_AA, _SHIFT)
-    cv2.polylines(core, [cv.pts(d - (0.04, 0.05)) for d in dashes], False, 255, cv.px(tw * 0.35),
-                  cv2.LINE_AA, _SHIFT)
-    shadow = cv2.GaussianBlur(shadow, (0, 0), 0.15 / cv.s)
-    r, c = np.nonzero(shadow)
-    color[r, c] *= (1 - 0.35 / 255 * shadow[r, c].astype(np.float32))[:, None]
     tc = np.asarray(p.thread, np.float32)
-    _blend_sparse(color, tc * 0.85, thread)
-    _blend_sparse(color, np.clip(tc * 1.15 + 0.12, 0, 1), core, 0.6)
+    shifted = [d + np.array([0.12, 0.15]) for d in dashes]
+    cores = [d - np.array([0.04, 0.05]) for d in dashes]
+    for rs, cs in _seam_strips(cv, p):
+        if rs.stop <= rs.start or cs.stop <= cs.start:
+            continue
+        sub = cv.sub(rs, cs)
+        dst = color[rs, cs]
+        shadow = np.zeros((sub.h, sub.w), np.uint8)
+        thread = np.zeros((sub.h, sub.w), np.uint8)
+        core = np.zeros((sub.h, sub.w), np.uint8)
+        cv2.polylines(shadow, [sub.pts(d) for d in shifted], False, 255, cv.px(tw * 1.6), cv2.LINE_AA, _SHIFT)
+        cv2.polylines(thread, [sub.pts(d) for d in dashes], False, 255, cv.px(tw), cv2.LINE_AA, _SHIFT)
+        cv2.polylines(core, [sub.pts(d) for d in cores], False, 255, cv.px(tw * 0.35), cv2.LINE_AA, _SHIFT)
+        shadow = cv2.GaussianBlur(shadow, (0, 0), 0.15 / cv.s)
+        r, c = np.nonzero(shadow)
+        dst[r, c] *= (1 - 0.35 / 255 * shadow[r, c].astype(np.float32))[:, None]
+        _blend_sparse(dst, tc * 0.85, thread)
+        _blend_sparse(dst, np.clip(tc * 1.15 + 0.12, 0, 1), core, 0.6)
     return truths
 
 
@@ -549,6 +557,17 @@ def _stray_fibres(cv: _Canvas, color, p: MaskParams, rng: np.random.Generator) -
     tone = np.asarray(p.fabric.base, np.float32) * rng.uniform(0.5, 1.6) + rng.uniform(-0.1, 0.2)
     tone = np.clip(tone, 0, 1)
     _blend_sparse(color, tone, cov, 0.6)
+
+
+def _seam_strips(cv: _Canvas, p: MaskParams, band_mm: float = 2.5) -> list[tuple[slice, slice]]:
+    """Four non-overlapping windows covering everything within ``band_mm`` of the seam line."""
+    d, W, H = p.seam_distance_mm, p.width_mm, p.height_mm
+    top = cv.window(-1.0, d - band_mm, W + 1.0, d + band_mm)
+    bottom = cv.window(-1.0, H - d - band_mm, W + 1.0, H - d + band_mm)
+    rows = slice(top[0].stop, max(top[0].stop, bottom[0].start))
+    left = cv.window(d - band_mm, 0.0, d + band_mm, 0.0)[1]
+    right = cv.window(W - d - band_mm, 0.0, W - d + band_mm, 0.0)[1]
+    return [top, bottom, (rows, left), (rows, right)]
 
 
 def _in_open_span(p: MaskParams, d: DefectParams, xy) -> bool:
