@@ -405,11 +405,16 @@ def draw_mask_layer(p: MaskParams, *, mm_per_px: float = 0.2,
         shade_y -= 0.32 * below  # the crest's shadow on the panel below
         shade_y -= 0.04 * np.clip((ys - yk) / 8.0, 0, 1) * (ys < yk + 8)  # panel slopes under it
     f = p.fabric
-    weave_x = (f.weave_contrast * np.sin(2 * np.pi * cv.xs / f.weave_pitch_mm)).astype(np.float32)
-    weave_y = np.sin(2 * np.pi * ys / f.weave_pitch_mm).astype(np.float32)
+    kx = 2 * np.pi * cv.xs / f.weave_pitch_mm
+    ky = 2 * np.pi * ys / f.weave_pitch_mm
     shade = _smooth_noise(rng_for(2), cv.h, cv.w, 25.0 / s)  # gentle wrinkles
     shade *= 0.035
-    shade += weave_y[:, None] * weave_x[None, :]
+    c = np.float32(f.weave_contrast)
+    if f.weave == "twill":  # sin(kx + ky): diagonal ribs, as two separable products
+        shade += (c * np.sin(ky)).astype(np.float32)[:, None] * np.cos(kx).astype(np.float32)[None, :]
+        shade += (c * np.cos(ky)).astype(np.float32)[:, None] * np.sin(kx).astype(np.float32)[None, :]
+    else:
+        shade += (c * np.sin(ky)).astype(np.float32)[:, None] * np.sin(kx).astype(np.float32)[None, :]
     shade += 1.0
     shade *= shade_y[:, None]
     # a filled mask is a little domed: its middle catches more light than its rim

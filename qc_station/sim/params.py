@@ -36,6 +36,7 @@ class FabricParams:
     inner: Color = (0.92, 0.92, 0.92)  # inner layer (seen in an open seam)
     weave_pitch_mm: float = 0.6
     weave_contrast: float = 0.04
+    weave: str = "plain"  # "plain" (checker of crossings) or "twill" (diagonal ribs, denim-like)
 
     @property
     def mean_color(self) -> np.ndarray:
@@ -166,7 +167,8 @@ def _random_fabric(rng: np.random.Generator) -> FabricParams:
     return FabricParams(
         pattern=pattern, base=base, accent=accent, accent2=accent2, scale_mm=float(scale),
         stripe_angle_deg=stripe_angle, inner=inner,
-        weave_pitch_mm=float(rng.uniform(0.45, 0.8)), weave_contrast=float(rng.uniform(0.02, 0.06)),
+        weave_pitch_mm=float(rng.uniform(0.45, 0.9)), weave_contrast=float(rng.uniform(0.03, 0.1)),
+        weave=str(rng.choice(["plain", "twill"], p=[0.75, 0.25])),
     )
 
 
