@@ -396,3 +396,57 @@ def test_an_overtaken_command_is_never_applied_out_of_order(bench: Bench) -> Non
     bench.send("CLEAR", seq=64)
     bench.send("BELT", "RUN", 50, seq=65)
     assert bench.level(PINS.PIN_BELT_ENABLE) == 1
+
+
+# ------------------------------------------------------------------------- main.py on a "Pico"
+def _pico(monkeypatch: pytest.MonkeyPatch, service_jumper: bool) -> FakeMachine:
+    """A fake board installed as the ``machine`` module, with MicroPython's ticks on ``time``."""
+    import sys
+    import time
+
+    board = FakeMachine()
+    for pin in (PINS.PIN_ESTOP, PINS.PIN_PHOTO_EYE, PINS.PIN_ENC_A, PINS.PIN_ENC_B):
+        board.levels[pin] = 0
+    board.levels[PINS.PIN_SERVICE] = 0 if service_jumper else 1
+    monkeypatch.setitem(sys.modules, "machine", board)
+    clock = SimClock()
+    monkeypatch.setattr(time, "ticks_ms", clock.ms, raising=False)
+    monkeypatch.setattr(time, "ticks_diff", clock.diff, raising=False)
+    monkeypatch.setattr(time, "ticks_add", clock.add, raising=False)
+    board.sim_clock = clock  # type: ignore[attr-defined]
+    return board
+
+
+def test_main_run_stays_out_of_the_way_with_the_service_jumper(monkeypatch: pytest.MonkeyPatch) -> None:
+    board = _pico(monkeypatch, service_jumper=True)
+    assert FW.main.run() is None
+    assert board.uarts == {} and board.wdt is None  # nothing started, REPL free
+
+
+def test_main_run_boots_answers_and_feeds_the_hardware_watchdog(monkeypatch: pytest.MonkeyPatch) -> None:
+    board = _pico(monkeypatch, service_jumper=False)
+    monkeypatch.setattr(FW.config, "LINK", "uart")
+
+    class PowerOff(Exception):
+        pass
+
+    def feed(wdt: object) -> None:  # one main-loop pass per millisecond
+        board.sim_clock.advance(1)  # type: ignore[attr-defined]
+        n = board.sim_clock.now  # type: ignore[attr-defined]
+        if n == 5:
+            board.uarts[0].rx += codec.encode(9, "HELLO", (1, "station"))
+        if n == 10:
+            board.uarts[0].rx += codec.encode(10, "BELT", ("RUN", 30))
+        if n > 50:
+            raise PowerOff
+
+    monkeypatch.setattr(board.WDT, "feed", feed)
+    with pytest.raises(PowerOff):
+        FW.main.run()
+    assert board.wdt is not None and board.wdt.timeout == 2000
+    sent = [codec.decode(x) for x in bytes(board.uarts[0].tx).split(b"\n") if x]
+    kinds = [m.kind for m in sent]
+    assert kinds[0] == "HELLO"  # the boot announcement
+    assert {(m.kind, m.seq) for m in sent if m.kind == "ACK"} == {("ACK", 9), ("ACK", 10)}
+    assert board.level(PINS.PIN_BELT_ENABLE) == 1
+    assert board.pwms[PINS.PIN_BELT_PWM].duty == 30 * 65535 // 100

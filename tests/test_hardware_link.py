@@ -201,3 +201,10 @@ def test_driver_says_hello_again_when_the_firmware_was_not_listening_yet() -> No
             assert link.wait_connected(5.0), "the driver never retried HELLO"
     finally:
         host.stop()
+
+
+def test_counts_parse_ignores_unknown_names() -> None:
+    from qc_station.hardware.reports import ControllerCounts
+
+    c = ControllerCounts.from_fields(("triggers=5", "future_counter=9", "passed=x", "rejected_fail=2"))
+    assert (c.triggers, c.passed, c.rejected_fail) == (5, 0, 2)
