@@ -13,8 +13,11 @@ row (median over the row: dots, flowers, stains and lint drop out), then:
 2. Folds are thin valleys of the shading profile: ``depth(y) = min(max above, max below) -
    value(y)`` within :data:`VALLEY_HALF_MM` windows; a plain step (a print edge the regression
    missed, the light falling off) has no depth.
-3. Valleys deeper than :data:`MIN_DEPTH` (log units, ~6 % darker) and at least
-   :data:`MIN_SPACING_MM` apart are counted.
+3. Candidates are valleys deeper than :data:`MIN_DEPTH` (log units, ~5 % darker) and than
+   :data:`MIN_REL_DEPTH` of the deepest, at least :data:`MIN_SPACING_MM` apart.
+4. Folds are sewn evenly spaced. The strong candidates (:data:`STRONG_REL_DEPTH`) are folds,
+   except one that breaks their even spacing (a print line that survived step 1); weaker
+   candidates count where that spacing puts a fold (a fold whose shadow is fainter).
 
 Rows closer than :data:`EDGE_MARGIN_MM` to the top/bottom edge are left out (the top-stitch
 and hem lie there).
@@ -22,6 +25,7 @@ and hem lie there).
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import cv2
@@ -32,15 +36,20 @@ from qc_station.vision.types import MaskCrop
 EDGE_MARGIN_MM = 11.0
 SIDE_MARGIN_FRACTION = 0.15
 VALLEY_HALF_MM = (1.5, 3.0)
-MIN_DEPTH = 0.06
-MIN_SPACING_MM = 5.0
+MIN_DEPTH = 0.05
+MIN_SPACING_MM = 6.0
 #: Chromaticity spread (90th percentile of the distance to the median) above which the fabric
 #: counts as a print (then normalised per colour).
 PRINT_CHROMA_SPREAD = 0.012
 CHROMA_BIN = 0.025
-#: A valley also has to be this fraction of the deepest one (a pleat count is about folds
-#: of one mask, which cast similar shadows).
-MIN_REL_DEPTH = 0.3
+#: Candidates: valleys at least this fraction of the deepest one ...
+MIN_REL_DEPTH = 0.25
+#: ... of which those above this fraction are folds for sure, unless they break the even
+#: spacing of the others (gaps differing by more than MAX_GAP_RATIO); weaker ones count where
+#: the spacing puts a fold (within FOLD_TOL_MM or 12 % of the spacing).
+STRONG_REL_DEPTH = 0.5
+MAX_GAP_RATIO = 1.5
+FOLD_TOL_MM = 2.0
 
 
 @dataclass(frozen=True)
@@ -91,6 +100,60 @@ def valley_depth(profile: np.ndarray, half_px: int) -> np.ndarray:
     return np.maximum(np.minimum(above, below) - profile, 0.0)
 
 
+def _regular(pos: list[float]) -> bool:
+    gaps = np.diff(sorted(pos))
+    return len(gaps) < 2 or gaps.max() <= MAX_GAP_RATIO * gaps.min()
+
+
+def select_folds(pos: np.ndarray, depth: np.ndarray) -> list[int]:
+    """Indices of the candidate valleys that are folds (see the module docstring, step 4)."""
+    if len(pos) == 0:
+        return []
+    top = float(depth.max())
+    strong = [i for i in range(len(pos)) if depth[i] >= STRONG_REL_DEPTH * top]
+    weak = [i for i in range(len(pos)) if depth[i] < STRONG_REL_DEPTH * top]
+    # drop the strong valleys that break an otherwise even spacing (a print line)
+    while len(strong) > 2 and not _regular([pos[i] for i in strong]):
+        trials = [[j for j in strong if j != i] for i in strong]
+        ok = [t for t in trials if _regular([pos[i] for i in t])]
+        pick = ok or trials
+        strong = max(pick, key=lambda t: sum(depth[i] for i in t))
+        if not ok:
+            break
+    chosen = sorted(strong, key=lambda i: pos[i])
+    if len(chosen) < 2:
+        return chosen
+    step = float(np.median(np.diff([pos[i] for i in chosen])))
+    if len(chosen) == 2:  # two strong folds may have fainter ones evenly between them
+        for parts in (2, 3):
+            sub = step / parts
+            if sub < MIN_SPACING_MM:
+                break
+            inner = [min(weak, key=lambda i, w=pos[chosen[0]] + sub * k: abs(pos[i] - w), default=None)
+                     for k in range(1, parts)]
+            if all(i is not None and abs(pos[i] - (pos[chosen[0]] + sub * k)) <= max(FOLD_TOL_MM, 0.12 * sub)
+                   for k, i in enumerate(inner, start=1)):
+                chosen = sorted([*chosen, *inner], key=lambda i: pos[i])
+                step = sub
+                break
+    tol = max(FOLD_TOL_MM, 0.12 * step)
+    # add weaker valleys where the even spacing says a fold should be (ends or a gap)
+    changed = True
+    while changed:
+        changed = False
+        ps = [pos[i] for i in chosen]
+        want = [ps[0] - step, ps[-1] + step] + [
+            a + step * k for a, b in itertools.pairwise(ps) for k in range(1, round((b - a) / step))]
+        for w in want:
+            near = [i for i in weak if abs(pos[i] - w) <= tol and i not in chosen]
+            if near:
+                chosen.append(max(near, key=lambda i: depth[i]))
+                chosen.sort(key=lambda i: pos[i])
+                changed = True
+                break
+    return chosen
+
+
 def count_pleats(crop: MaskCrop) -> PleatResult:
     """Count the folds across the width of a de-rotated mask crop."""
     y, prof = shading_profile(crop)
@@ -100,14 +163,14 @@ def count_pleats(crop: MaskCrop) -> PleatResult:
     depth = np.max([valley_depth(prof, max(2, round(h / s))) for h in VALLEY_HALF_MM], axis=0)
     depth[:2] = depth[-2:] = 0.0
     sep = max(1, round(MIN_SPACING_MM / s))
-    lines, depths = [], []
-    order = np.argsort(depth)[::-1]
+    cand: list[int] = []
     floor = max(MIN_DEPTH, MIN_REL_DEPTH * float(depth.max()))
-    for i in order:
+    for i in np.argsort(depth)[::-1]:
         if depth[i] < floor:
             break
-        if all(abs(i - j) >= sep for j in lines):
-            lines.append(int(i))
-            depths.append(float(depth[i]))
-    idx = np.argsort(lines)
-    return PleatResult(len(lines), tuple(float(y[lines[k]]) for k in idx), tuple(depths[k] for k in idx))
+        if all(abs(i - j) >= sep for j in cand):
+            cand.append(int(i))
+    cand.sort()
+    pos, dep = y[cand], depth[cand]
+    keep = select_folds(pos, dep)
+    return PleatResult(len(keep), tuple(float(pos[k]) for k in keep), tuple(float(dep[k]) for k in keep))
