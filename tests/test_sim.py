@@ -346,3 +346,21 @@ def test_defect_boxes_are_where_they_belong_over_many_seeds():
             elif t.code == "open_seam":  # along an edge, reaching the seam line
                 on_edge = min(x, y) <= 1e-9 or abs(x + bw - w) < 1e-6 or abs(y + bh - h) < 1e-6
                 assert on_edge and min(bw, bh) >= d
+
+
+def test_specs_with_other_loop_counts():
+    from qc_station.spec import parse_spec
+
+    data = SPEC.model_dump()
+    data["construction"]["ear_loops_per_side"] = 2
+    two = parse_spec(data)
+    rng = np.random.default_rng(12)
+    good = random_mask_params(rng, spec=two)
+    assert good.loops_on("left") == good.loops_on("right") == 2
+    bad = random_mask_params(rng, spec=two, defects=["ear_loop"])
+    assert (bad.loops_on("left"), bad.loops_on("right")) != (2, 2)
+    data["construction"]["ear_loops_per_side"] = 0
+    ties = parse_spec(data)
+    assert random_mask_params(rng, spec=ties).loops == ()
+    with pytest.raises(ValueError):
+        random_mask_params(rng, spec=ties, defects=["ear_loop"])

@@ -746,7 +746,7 @@ def _loop_truths(p: MaskParams) -> list[DefectTruth]:
         x = -60.0 if side == "left" else p.width_mm
         if "ear_loop" not in p.requested:
             continue
-        if not on_side:
+        if len(on_side) < p.loops_per_side:
             out.append(DefectTruth(code="ear_loop", box_mm=(x, 0.0, 60.0, float(p.height_mm))))
         for lp in on_side:
             if not lp.attached:

@@ -113,6 +113,7 @@ class MaskParams:
     pleat_depth_mm: float = 9.0  # fabric hidden in each fold (shifts the print)
     stitch_phase_mm: float = 0.0
     defects: tuple[DefectParams, ...] = ()
+    loops_per_side: int = 1  # how many loops the design has on each side (the spec's)
     seed: int = 0  # texture noise, fray, loop ribbing
     requested: tuple[str, ...] = field(default=(), compare=False)  # defect codes asked for
 
@@ -194,27 +195,30 @@ def _random_loop_color(rng: np.random.Generator, fabric: FabricParams) -> Color:
     return tuple(float(v) for v in np.clip(np.asarray(fabric.base) * rng.uniform(0.9, 1.1), 0, 1))
 
 
-def _random_loops(rng, width, height, *, missing: tuple[str, ...], dangling: str | None,
+def _random_loops(rng, width, height, *, per_side: int, missing: tuple[str, ...], dangling: str | None,
                   fabric: FabricParams) -> tuple[LoopParams, ...]:
+    """``per_side`` loops on each side (two loops split the side's height); ``missing`` sides
+    lose one loop, the ``dangling`` side's (first) loop is detached at one end."""
     style = str(rng.choice(LOOP_STYLES))
     lw = float(rng.uniform(5.0, 7.0) if style == "flat" else rng.uniform(2.0, 3.0))
     color = _random_loop_color(rng, fabric)
     loops = []
     for side in ("left", "right"):
-        if side in missing:
-            continue
-        top = float(rng.uniform(5.0, 10.0))
-        bottom = float(height - rng.uniform(5.0, 10.0))
-        state = "ok"
-        if dangling == side:
-            state = str(rng.choice(["detached_top", "detached_bottom"]))
-        loops.append(LoopParams(
-            side=side, style=style, width_mm=lw, color=color, reach_mm=float(rng.uniform(50, 80)),
-            attach_top_mm=top, attach_bottom_mm=bottom,
-            bulge_top=float(rng.uniform(-0.6, 0.6)), bulge_bottom=float(rng.uniform(-0.6, 0.6)),
-            state=state, dangle_dx_mm=float(rng.uniform(15, 45)),
-            dangle_dy_mm=float(rng.uniform(15, 45)),
-        ))
+        spans = [(0.0, height)] if per_side == 1 else [(0.0, height * 0.45), (height * 0.55, height)]
+        n = per_side - (1 if side in missing else 0)
+        for k, (lo, hi) in enumerate(spans[:n]):
+            state = "ok"
+            if dangling == side and k == 0:
+                state = str(rng.choice(["detached_top", "detached_bottom"]))
+            loops.append(LoopParams(
+                side=side, style=style, width_mm=lw, color=color,
+                reach_mm=float(rng.uniform(50, 80) if per_side == 1 else rng.uniform(35, 55)),
+                attach_top_mm=float(lo + rng.uniform(5.0, 10.0)),
+                attach_bottom_mm=float(hi - rng.uniform(5.0, 10.0)),
+                bulge_top=float(rng.uniform(-0.6, 0.6)), bulge_bottom=float(rng.uniform(-0.6, 0.6)),
+                state=state, dangle_dx_mm=float(rng.uniform(15, 45)),
+                dangle_dy_mm=float(rng.uniform(15, 45)),
+            ))
     return tuple(loops)
 
 
@@ -302,6 +306,8 @@ def random_mask_params(
     fabric = _random_fabric(rng)
     missing: tuple[str, ...] = ()
     dangling = None
+    if "ear_loop" in wanted and cons.ear_loops_per_side == 0:
+        raise ValueError("this spec has no ear loops (ties): an ear_loop defect cannot be drawn")
     if "ear_loop" in wanted:
         k = rng.uniform()
         side = str(rng.choice(["left", "right"]))
@@ -311,9 +317,8 @@ def random_mask_params(
             missing = ("left", "right")
         else:
             dangling = side
-    loops = _random_loops(rng, width, height, missing=missing, dangling=dangling, fabric=fabric)
-    if cons.ear_loops_per_side == 0:
-        loops = ()
+    loops = _random_loops(rng, width, height, per_side=cons.ear_loops_per_side, missing=missing,
+                          dangling=dangling, fabric=fabric)
 
     corner_r = float(rng.uniform(2.0, 7.0))
     margin_top = float(rng.uniform(0.14, 0.22) * height)
@@ -392,5 +397,6 @@ def random_mask_params(
         needle_gap_mm=float(rng.uniform(0.3, 0.5)), corner_radius_mm=corner_r,
         pleat_margin_top_mm=margin_top, pleat_margin_bottom_mm=margin_bottom,
         pleat_depth_mm=float(rng.uniform(6.0, 12.0)), stitch_phase_mm=float(rng.uniform(0, sl)),
-        defects=tuple(drawn), seed=int(rng.integers(1 << 30)), requested=wanted,
+        defects=tuple(drawn), loops_per_side=cons.ear_loops_per_side, seed=int(rng.integers(1 << 30)),
+        requested=wanted,
     )
