@@ -469,6 +469,10 @@ def _fibre_grain(rgba: np.ndarray, rng: np.random.Generator) -> None:
     cv2.setRNGSeed(int(rng.integers(1, 2**31 - 1)))
     cv2.randn(g, 0.0, float(rng.uniform(0.03, 0.06)))
     g = cv2.GaussianBlur(g, (0, 0), 0.7)
+    # slubs: thicker and thinner stretches of yarn, a few pixels long
+    slub = np.empty((h // 3 + 2, w // 3 + 2), np.float32)
+    cv2.randn(slub, 0.0, float(rng.uniform(0.01, 0.03)))
+    g += cv2.resize(slub, (w, h), interpolation=cv2.INTER_CUBIC)
     g += 1
     rgba[..., :3] *= g[..., None]
 
