@@ -1,0 +1,171 @@
+"""``qc-station model``: train, export, quantise, benchmark, evaluate and inspect the defect model."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+DESCRIPTION = """\
+The defect classifier (stain, hole, open_seam, skipped_stitch) and the anomaly score.
+
+  train     render training masks from the simulator, train from scratch (fixed seed), export to
+            ONNX, check torch/ONNX parity, quantise to int8 (static QDQ), fit the anomaly
+            Gaussians on good masks and pick the anomaly threshold. Needs the 'train' extra (torch).
+  export    export saved weights (defects_net.pt) to fp32 ONNX and print the parity check.
+  quantize  int8 static QDQ quantisation of an fp32 ONNX file, calibrated on simulator tiles.
+  bench     fresh simulator seeds: per-code recall/precision, false rejects on clean masks,
+            anomaly AUROC on defect kinds never trained on, ms per mask on one core (fp32 vs int8).
+  eval      the real image sets in ../shared/realdata (evaluation only; they never train).
+  info      metadata, classes, thresholds and sha256 of a model file (checks that it loads).
+
+Examples:
+  nice qc-station model train --out models/ --seed 0
+  qc-station model bench --models models/defects_fp32.onnx models/defects.onnx
+  qc-station model eval --realdata ../shared/realdata
+  qc-station model info
+"""
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "model", help="train / export / quantise / benchmark the defect model", description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = p.add_subparsers(dest="model_command", metavar="ACTION")
+
+    t = sub.add_parser("train", help="train from the simulator and write the model files")
+    t.add_argument("--out", type=Path, default=Path("models"), help="output folder (default: models/)")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--masks", type=int, default=None, help="rendered training masks (default 420)")
+    t.add_argument("--epochs", type=int, default=None, help="epochs (default 14)")
+    t.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
+    t.add_argument("--exclude", nargs="*", default=(), help="defect codes left out (anomaly experiment)")
+    t.add_argument("--version", default="1.0.0", help="model version written into the metadata")
+    t.add_argument("--cache", type=Path, default=None,
+                   help="keep the rendered patch bank here and reuse it when identical (iterating)")
+    t.set_defaults(func=_train)
+
+    e = sub.add_parser("export", help="weights (.pt) -> fp32 ONNX + parity check")
+    e.add_argument("weights", type=Path)
+    e.add_argument("--out", type=Path, required=True)
+    e.set_defaults(func=_export)
+
+    q = sub.add_parser("quantize", help="fp32 ONNX (with a 'features' output) -> int8 static QDQ")
+    q.add_argument("fp32", type=Path)
+    q.add_argument("--out", type=Path, required=True)
+    q.add_argument("--calib-masks", type=int, default=48)
+    q.set_defaults(func=_quantize)
+
+    b = sub.add_parser("bench", help="benchmark on fresh simulator seeds")
+    b.add_argument("--models", type=Path, nargs="+", default=None,
+                   help="model files (default: models/defects_fp32.onnx and models/defects.onnx)")
+    b.add_argument("--per-code", type=int, default=60, help="masks per defect code (default 60)")
+    b.add_argument("--clean", type=int, default=200, help="clean masks (default 200)")
+    b.add_argument("--novel", type=int, default=30, help="masks per never-trained defect kind (default 30)")
+    b.add_argument("--cache", type=Path, default=None, help="keep / reuse the rendered masks here")
+    b.add_argument("--seed", type=int, default=None, help="first seed (default: the bench range)")
+    b.add_argument("--pipeline", type=int, default=0, metavar="N",
+                   help="also N camera frames per code (+2N clean) through the inspection pipeline's crop")
+    b.set_defaults(func=_bench)
+
+    v = sub.add_parser("eval", help="evaluate on the real image sets (honest recall / precision)")
+    v.add_argument("--realdata", type=Path, default=Path("../shared/realdata"))
+    v.add_argument("--model", type=Path, default=None)
+    v.set_defaults(func=_eval)
+
+    i = sub.add_parser("info", help="show a model file's metadata and sha256")
+    i.add_argument("model", type=Path, nargs="?", default=None)
+    i.set_defaults(func=_info)
+    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
+
+
+def _train(args) -> int:
+    import functools
+
+    from qc_station.training.build import build
+    from qc_station.training.train import TrainConfig
+
+    cfg = TrainConfig(seed=args.seed, threads=args.threads, exclude=tuple(args.exclude))
+    if args.masks:
+        cfg.n_masks = args.masks
+    if args.epochs:
+        cfg.epochs = args.epochs
+    log = build(args.out, cfg, args.version, echo=functools.partial(print, flush=True),
+                cache_dir=args.cache)
+    print(f"trained in {log['train_s']:.0f} s; wrote {args.out / 'defects.onnx'} (int8) and "
+          f"{args.out / 'defects_fp32.onnx'}")
+    return 0
+
+
+def _export(args) -> int:
+    import numpy as np
+    import torch
+
+    from qc_station.training import export as ex
+    from qc_station.training.net import DefectNet
+
+    net = DefectNet()
+    net.load_state_dict(torch.load(args.weights, map_location="cpu"))
+    ex.export_onnx(net, args.out)
+    diff = ex.parity(net, args.out, np.random.default_rng(0).random((2, 3, 256, 384), np.float32))
+    print(f"wrote {args.out}; parity torch vs ONNX Runtime: max abs diff {diff:.2e}")
+    return 0 if diff < 1e-4 else 1
+
+
+def _quantize(args) -> int:
+    from qc_station.training import export as ex
+    from qc_station.training.build import calib_tiles
+    from qc_station.training.train import VAL_SEED_BASE
+
+    ex.quantize_int8(args.fp32, args.out, calib_tiles(args.calib_masks, VAL_SEED_BASE + 90_000))
+    kb_int8, kb_fp32 = args.out.stat().st_size / 1024, args.fp32.stat().st_size / 1024
+    print(f"wrote {args.out} ({kb_int8:.0f} KB; fp32 {kb_fp32:.0f} KB)")
+    return 0
+
+
+def _bench(args) -> int:
+    import os
+
+    os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
+    from qc_station.training.bench_defects import BENCH_SEED_BASE, evaluate, make_cases, report
+    from qc_station.vision.defects import DEFAULT_MODEL_PATH
+
+    models = args.models or [DEFAULT_MODEL_PATH.with_name("defects_fp32.onnx"), DEFAULT_MODEL_PATH]
+    seed = BENCH_SEED_BASE if args.seed is None else args.seed
+    cases = make_cases(args.per_code, args.clean, args.novel, seed, cache_dir=args.cache)
+    print(f"{len(cases)} fresh simulator masks (seeds from {seed}); one thread per model")
+    report([evaluate(m, cases) for m in models])
+    if args.pipeline:
+        from qc_station.errors import QCError
+        from qc_station.training.bench_defects import make_pipeline_cases
+
+        try:
+            pcases = make_pipeline_cases(args.pipeline, 2 * args.pipeline)
+        except (QCError, ImportError) as exc:
+            print(f"end-to-end part skipped: the inspection pipeline is not usable here ({exc})")
+            return 0
+        print(f"\nend to end: {len(pcases)} camera frames through the inspection pipeline's crop")
+        report([evaluate(m, pcases) for m in models])
+    return 0
+
+
+def _eval(args) -> int:
+    from qc_station.training.realeval import evaluate_all
+
+    evaluate_all(args.realdata, args.model)
+    return 0
+
+
+def _info(args) -> int:
+    from qc_station.vision.defects import DefectModel
+
+    m = DefectModel.load(args.model)
+    print(f"file       {m.path}")
+    print(f"sha256     {m.sha256}")
+    print(f"version    {m.version}")
+    print(f"classes    {', '.join(m.classes)}")
+    print(f"anomaly threshold {m.anomaly_threshold:.4f}; probability threshold {m.probability_threshold}")
+    for k, v in sorted(m.metadata.items()):
+        if k not in ("version", "classes", "anomaly_threshold", "probability_threshold"):
+            print(f"  {k}: {v}")
+    return 0

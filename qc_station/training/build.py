@@ -1,0 +1,122 @@
+"""Train -> export -> parity -> int8 -> anomaly head -> thresholds: the shipped model files.
+
+Writes ``<out>/defects.onnx`` (int8, the one the station loads) and ``<out>/defects_fp32.onnx``
+(same anomaly fitting on the fp32 graph, for comparison), plus ``<out>/build_log.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import torch
+
+from qc_station.training import export as ex
+from qc_station.training.data import photometric, render
+from qc_station.training.net import CELL_PX, CLASSES
+from qc_station.training.train import VAL_SEED_BASE, TrainConfig, config_dict, train
+from qc_station.vision.defects import cell_geometry, prepare_input
+
+PARITY_TOL = 1e-4
+
+
+def _features(sess: ort.InferenceSession, crop) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(features D x h x w, valid h x w, interior h x w) of one crop from a graph with ``features``."""
+    (feat,) = sess.run(["features"], {"image": prepare_input(crop.image, CELL_PX)})
+    feat = feat[0]
+    valid, interior = cell_geometry(crop.body, crop.mm_per_px, CELL_PX, feat.shape[1:])
+    return feat, valid, interior & valid
+
+
+def good_crops(n: int, seed: int, jitter: bool):
+    """Clean renders (optionally with lighting / blur / noise / JPEG jitter) for anomaly fitting."""
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        crop = render(seed + i).crop
+        if jitter and rng.random() < 0.5:
+            crop = type(crop)(photometric(crop.image, rng), crop.body, crop.mm_per_px, crop.origin_mm,
+                              crop.width_mm, crop.height_mm)
+        yield crop
+
+
+def fit_anomaly(graph: Path, n_fit: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Gaussians (interior, border) of the graph's cell features on good masks only."""
+    sess = ort.InferenceSession(str(graph), providers=["CPUExecutionProvider"])
+    inner, border = [], []
+    for crop in good_crops(n_fit, seed, jitter=True):
+        feat, valid, interior = _features(sess, crop)
+        f = feat.reshape(feat.shape[0], -1).T
+        inner.append(f[interior.ravel()])
+        border.append(f[(valid & ~interior).ravel()])
+    return [ex.fit_gaussian(np.concatenate(inner)), ex.fit_gaussian(np.concatenate(border))]
+
+
+def pick_threshold(model_path: Path, n: int, seed: int) -> tuple[float, list[float]]:
+    """Anomaly threshold: 5% above the largest score on held-out good masks (with jitter)."""
+    from qc_station.vision.defects import DefectModel
+
+    model = DefectModel.load(model_path)
+    scores = [model.predict(c).anomaly_score for c in good_crops(n, seed, jitter=True)]
+    return float(max(scores) * 1.05), scores
+
+
+def calib_tiles(n_masks: int, seed: int, size: int = 128) -> np.ndarray:
+    """Calibration tiles for int8: clean and defective sim renders, random places."""
+    rng = np.random.default_rng(seed)
+    tiles = []
+    for i in range(n_masks):
+        codes = () if i % 3 == 0 else (CLASSES[i % len(CLASSES)],)
+        crop = render(seed + i, codes).crop
+        h, w = crop.image.shape[:2]
+        for _ in range(4):
+            y, x = int(rng.integers(0, h - size)), int(rng.integers(0, w - size))
+            tiles.append(prepare_input(crop.image[y : y + size, x : x + size], CELL_PX)[0])
+    return np.stack(tiles)
+
+
+def build(out_dir: Path, cfg: TrainConfig, version: str, n_fit: int = 80, n_thr: int = 120,
+          echo=print, cache_dir: Path | None = None) -> dict:
+    """The whole recipe; returns the build log (also written to ``out_dir/build_log.json``)."""
+    from qc_station.training.data import sim_backend
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    log: dict = {"version": version, "config": config_dict(cfg), "renderer": sim_backend()[2]}
+    t0 = time.perf_counter()
+    net = train(cfg, echo, cache_dir)
+    log["train_s"] = round(time.perf_counter() - t0, 1)
+    log["epochs"] = cfg.log
+    torch.save(net.state_dict(), out_dir / "defects_net.pt")
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        fp32 = ex.export_onnx(net, tmp / "fp32.onnx")
+        x = np.random.default_rng(cfg.seed).random((2, 3, 256, 384), np.float32)
+        diff = ex.parity(net, fp32, x)
+        echo(f"parity torch vs ONNX Runtime (fp32): max abs diff {diff:.2e}")
+        if diff > PARITY_TOL:
+            raise RuntimeError(f"export parity failed: {diff}")
+        log["parity_max_abs_diff"] = diff
+        int8 = ex.quantize_int8(fp32, tmp / "int8.onnx", calib_tiles(48, VAL_SEED_BASE + 90_000))
+        for name, graph in (("defects_fp32.onnx", fp32), ("defects.onnx", int8)):
+            t1 = time.perf_counter()
+            gauss = fit_anomaly(graph, n_fit, VAL_SEED_BASE)
+            meta = ex.base_metadata(
+                CLASSES, version, 0.0,
+                {"renderer": log["renderer"], "train_seed": cfg.seed,
+                 "precision": "fp32" if "fp32" in name else "int8"},
+            )
+            target = out_dir / name
+            ex.add_anomaly_head(graph, target, gauss, meta)
+            thr, scores = pick_threshold(target, n_thr, VAL_SEED_BASE + 50_000)
+            meta["anomaly_threshold"] = f"{thr:.4f}"
+            ex.add_anomaly_head(graph, target, gauss, meta)
+            echo(f"{name}: anomaly threshold {thr:.3f} (good masks: median {np.median(scores):.2f}, "
+                 f"max {max(scores):.2f}) [{time.perf_counter() - t1:.0f} s]")
+            log[f"{name}_threshold"] = thr
+    log["total_s"] = round(time.perf_counter() - t0, 1)
+    echo(f"build finished in {log['total_s']:.0f} s (training {log['train_s']:.0f} s)")
+    (out_dir / "build_log.json").write_text(json.dumps(log, indent=1))
+    return log

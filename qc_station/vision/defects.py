@@ -1,0 +1,203 @@
+"""Defect classifier + anomaly score at run time: one ONNX Runtime session, reused per mask.
+
+The shipped model (``models/defects.onnx``) is a small fully convolutional CNN run on the whole
+rectified mask crop at full resolution (~0.2 mm/px). Each output cell covers 16 x 16 px and
+sees a ~110 px window, i.e. overlapping tiles with a 16 px stride computed in one pass. Per
+cell it gives a probability per defect code and an anomaly distance: the Mahalanobis distance
+of the cell's feature vector to Gaussians fitted on good masks only (one for the mask interior,
+one for the border band with seam and edge), computed inside the same graph.
+
+Findings are connected groups of cells above the probability threshold, boxed in the mask
+frame (mm). The mask's anomaly score is the largest cell distance on the body; the threshold
+comes from the model's metadata unless the spec / station config overrides it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from qc_station.errors import ModelError
+from qc_station.results import DEFECT_CODES, Finding
+from qc_station.vision.types import DefectPrediction, MaskCrop
+
+#: The model shipped with the package (repo checkout: ``models/``).
+DEFAULT_MODEL_PATH = Path(__file__).resolve().parents[2] / "models" / "defects.onnx"
+#: Cells whose centre lies this far inside the body use the interior Gaussian.
+INTERIOR_MIN_MM = 12.0
+#: Cells this far outside the body still count (an open seam sits on the edge).
+BODY_DILATE_MM = 2.0
+REQUIRED_OUTPUTS = ("logits", "anomaly")
+#: Findings are boxed on the probability map interpolated to 1/UPSAMPLE of a cell.
+UPSAMPLE = 4
+
+
+def sha256_of(path: Path) -> str:
+    """Hex sha256 of a file (what inspection results record as the model's id)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class CellMaps:
+    """Raw per-cell outputs on one crop (for the benchmark and the training code)."""
+
+    probs: np.ndarray  # C x h x w, sigmoid probabilities, 0 off the body
+    anomaly: np.ndarray  # h x w, Mahalanobis distance of the cell's class, 0 off the body
+    valid: np.ndarray  # h x w bool, cells judged (on or near the body)
+    interior: np.ndarray  # h x w bool, cells using the interior Gaussian
+    cell_px: int
+
+
+def prepare_input(image: np.ndarray, cell_px: int) -> np.ndarray:
+    """BGR uint8 H x W x 3 -> float32 1 x 3 x H' x W' in [0, 1], padded to a multiple of a cell."""
+    h, w = image.shape[:2]
+    ph, pw = (-h) % cell_px, (-w) % cell_px
+    if ph or pw:
+        image = cv2.copyMakeBorder(image, 0, ph, 0, pw, cv2.BORDER_REPLICATE)
+    x = image.astype(np.float32) * np.float32(1.0 / 255.0)
+    return np.ascontiguousarray(x.transpose(2, 0, 1)[None])
+
+
+def cell_geometry(body: np.ndarray, mm_per_px: float, cell_px: int, shape: tuple[int, int]):
+    """Which cells are judged (``valid``) and which of them are interior, from the body mask."""
+    h, w = shape
+    hp, wp = h * cell_px, w * cell_px
+    b = np.zeros((hp, wp), np.uint8)
+    bh, bw = min(body.shape[0], hp), min(body.shape[1], wp)
+    b[:bh, :bw] = body[:bh, :bw]
+    # Distance (px) from each pixel inside the body to the outside, and outside to the body.
+    inside = cv2.distanceTransform(b, cv2.DIST_L2, 3)
+    outside = cv2.distanceTransform(1 - b, cv2.DIST_L2, 3)
+    c = cell_px // 2
+    centres_in = inside[c::cell_px, c::cell_px][:h, :w] * mm_per_px
+    centres_out = outside[c::cell_px, c::cell_px][:h, :w] * mm_per_px
+    # A cell counts when any of it is near the body: half a cell diagonal + the dilation.
+    reach_mm = BODY_DILATE_MM + 0.71 * cell_px * mm_per_px
+    valid = centres_out <= reach_mm
+    interior = centres_in >= INTERIOR_MIN_MM
+    return valid, interior
+
+
+class DefectModel:
+    """The loaded defect model: ``DefectModel.load()`` once, then ``predict(crop)`` per mask."""
+
+    def __init__(self, session, path: Path, sha256: str, meta: dict[str, str], threads: int):
+        self._session = session
+        self.path = path
+        self.sha256 = sha256
+        self.threads = threads
+        try:
+            self.version: str = meta["version"]
+            self.classes: tuple[str, ...] = tuple(json.loads(meta["classes"]))
+            self.cell_px: int = int(meta["cell_px"])
+            self.anomaly_threshold: float = float(meta["anomaly_threshold"])
+            self.model_anomaly_threshold: float = self.anomaly_threshold
+            self.probability_threshold: float = float(meta.get("probability_threshold", 0.5))
+        except (KeyError, ValueError, TypeError) as exc:
+            raise ModelError(f"defect model {path}: metadata incomplete or invalid ({exc!r})") from exc
+        unknown = [c for c in self.classes if c not in DEFECT_CODES]
+        if unknown:
+            raise ModelError(f"defect model {path}: classes {unknown} are not station defect codes")
+        self.metadata = dict(meta)
+
+    @classmethod
+    def load(
+        cls,
+        path: str | os.PathLike | None = None,
+        *,
+        threads: int = 1,
+        anomaly_threshold: float | None = None,
+    ) -> DefectModel:
+        """Open the model once (default: the shipped file), check it and warm it up.
+
+        ``anomaly_threshold`` overrides the model's default (the spec's
+        ``appearance.anomaly_threshold`` or the station config), no retraining needed.
+        Raises :class:`ModelError` with a clear message for a missing or corrupt file.
+        """
+        import onnxruntime as ort
+
+        p = Path(path) if path is not None else DEFAULT_MODEL_PATH
+        if not p.is_file():
+            raise ModelError(
+                f"defect model not found: {p}. Reinstall the package or point the station's "
+                "model setting at a valid .onnx file (qc-station model info FILE checks one)."
+            )
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = max(1, int(threads))
+        opts.inter_op_num_threads = 1
+        opts.log_severity_level = 3
+        try:
+            session = ort.InferenceSession(str(p), sess_options=opts, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises several private exception types
+            raise ModelError(f"defect model {p} is corrupt or not an ONNX model: {exc}") from exc
+        outputs = [o.name for o in session.get_outputs()]
+        missing = [o for o in REQUIRED_OUTPUTS if o not in outputs]
+        if missing:
+            raise ModelError(f"defect model {p} lacks outputs {missing} (has {outputs}): wrong model file")
+        meta = session.get_modelmeta().custom_metadata_map
+        model = cls(session, p, sha256_of(p), meta, threads)
+        if anomaly_threshold is not None:
+            model.anomaly_threshold = float(anomaly_threshold)
+        try:  # warm-up: first run allocates; a broken graph fails here, not on the first mask
+            model._run(np.zeros((1, 3, 8 * model.cell_px, 8 * model.cell_px), np.float32))
+        except Exception as exc:
+            raise ModelError(f"defect model {p} failed its warm-up inference: {exc}") from exc
+        return model
+
+    def with_anomaly_threshold(self, threshold: float | None) -> DefectModel:
+        """Set the anomaly threshold (None restores the model's own); returns self."""
+        self.anomaly_threshold = self.model_anomaly_threshold if threshold is None else float(threshold)
+        return self
+
+    def _run(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        logits, anomaly = self._session.run(list(REQUIRED_OUTPUTS), {"image": x})
+        return logits, anomaly
+
+    def cell_maps(self, crop: MaskCrop) -> CellMaps:
+        """Per-cell probabilities and anomaly distances on one crop."""
+        logits, anomaly = self._run(prepare_input(crop.image, self.cell_px))
+        probs = 1.0 / (1.0 + np.exp(-logits[0]))
+        h, w = probs.shape[1:]
+        valid, interior = cell_geometry(crop.body, crop.mm_per_px, self.cell_px, (h, w))
+        probs = probs * valid[None]
+        amap = np.where(interior, anomaly[0, 0], anomaly[0, 1]) * valid
+        return CellMaps(probs, amap.astype(np.float32), valid, interior & valid, self.cell_px)
+
+    def predict(self, crop: MaskCrop) -> DefectPrediction:
+        """Findings (code, probability, box in mask-frame mm) and the mask's anomaly score."""
+        maps = self.cell_maps(crop)
+        findings: list[Finding] = []
+        sub_px = self.cell_px / UPSAMPLE  # box resolution: a quarter cell (0.8 mm at 0.2 mm/px)
+        for ci, code in enumerate(self.classes):
+            if maps.probs[ci].max() < self.probability_threshold:
+                continue
+            h, w = maps.probs[ci].shape
+            # Cell centres interpolated to quarter cells: boxes follow the defect, not the grid.
+            up = cv2.resize(maps.probs[ci], (w * UPSAMPLE, h * UPSAMPLE), interpolation=cv2.INTER_LINEAR)
+            hot = (up >= self.probability_threshold).astype(np.uint8)
+            n, labels, stats, _ = cv2.connectedComponentsWithStats(hot, connectivity=8)
+            for k in range(1, n):
+                x, y, bw, bh = (int(v) for v in stats[k, :4])
+                p = float(up[labels == k].max())
+                x0, y0 = crop.to_mm(x * sub_px, y * sub_px)
+                findings.append(
+                    Finding(
+                        code=code,
+                        probability=round(min(max(p, 0.0), 1.0), 4),
+                        box_mm=(round(x0, 2), round(y0, 2), round(bw * sub_px * crop.mm_per_px, 2),
+                                round(bh * sub_px * crop.mm_per_px, 2)),
+                    )
+                )
+        findings.sort(key=lambda f: -f.probability)
+        score = float(maps.anomaly.max()) if maps.valid.any() else 0.0
+        return DefectPrediction(tuple(findings), round(score, 4), self.anomaly_threshold)

@@ -1,0 +1,90 @@
+"""Training-side checks: export parity, int8 quantisation, the anomaly head, labels (no training)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+onnxruntime = pytest.importorskip("onnxruntime")
+
+from qc_station.training import export as ex  # noqa: E402
+from qc_station.training.bench_defects import auroc  # noqa: E402
+from qc_station.training.data import cell_targets  # noqa: E402
+from qc_station.training.net import CELL_PX, CLASSES, FEATURE_DIM, build_net  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def fp32_model(tmp_path_factory):
+    net = build_net(seed=123)
+    # Non-trivial BatchNorm statistics, so the export has to carry them.
+    net.train()
+    with torch.no_grad():
+        for _ in range(3):
+            net(torch.rand(4, 3, 64, 64))
+    net.eval()
+    path = ex.export_onnx(net, tmp_path_factory.mktemp("m") / "fp32.onnx")
+    return net, path
+
+
+def test_export_parity_torch_vs_onnxruntime(fp32_model):
+    net, path = fp32_model
+    x = np.random.default_rng(0).random((2, 3, 160, 224), np.float32)
+    diff = ex.parity(net, path, x)
+    print(f"parity torch vs ONNX Runtime: max abs diff {diff:.3e}")
+    assert diff < 1e-4
+    import onnx
+
+    assert onnx.load(str(path)).opset_import[0].version >= 17
+
+
+def test_int8_quantisation_is_smaller_and_close(fp32_model, tmp_path):
+    _, path = fp32_model
+    tiles = np.random.default_rng(1).random((16, 3, 64, 64), np.float32)
+    q = ex.quantize_int8(path, tmp_path / "int8.onnx", tiles)
+    assert q.stat().st_size < 0.6 * path.stat().st_size
+    x = np.random.default_rng(2).random((1, 3, 128, 128), np.float32)
+    a = onnxruntime.InferenceSession(str(path)).run(["logits"], {"image": x})[0]
+    b = onnxruntime.InferenceSession(str(q)).run(["logits"], {"image": x})[0]
+    assert a.shape == b.shape == (1, len(CLASSES), 128 // CELL_PX, 128 // CELL_PX)
+    # int8 keeps the fp32 logits up to quantisation noise
+    assert np.abs(a - b).max() < 0.25 * (np.abs(a).max() + 1e-3) + 0.05
+    ops = {n.op_type for n in __import__("onnx").load(str(q)).graph.node}
+    assert "QuantizeLinear" in ops and "DequantizeLinear" in ops
+
+
+def test_anomaly_head_is_the_mahalanobis_distance(fp32_model, tmp_path):
+    _, path = fp32_model
+    rng = np.random.default_rng(3)
+    feats = rng.normal(size=(4000, FEATURE_DIM)) @ rng.normal(size=(FEATURE_DIM, FEATURE_DIM)) * 0.3 + 1.0
+    gauss = [ex.fit_gaussian(feats, shrink=0.0), ex.fit_gaussian(feats[:2000] * 2, shrink=0.0)]
+    out = ex.add_anomaly_head(path, tmp_path / "full.onnx", gauss, ex.base_metadata(CLASSES, "t", 3.0, {}))
+    sess = onnxruntime.InferenceSession(str(out))
+    assert [o.name for o in sess.get_outputs()] == ["logits", "anomaly"]
+    x = rng.random((1, 3, 64, 96), np.float32)
+    (anom,) = sess.run(["anomaly"], {"image": x})
+    (f,) = onnxruntime.InferenceSession(str(path)).run(["features"], {"image": x})
+    f = f[0].reshape(FEATURE_DIM, -1).T.astype(np.float64)
+    for k, data in enumerate((feats, feats[:2000] * 2)):
+        mu = data.mean(0)
+        cov = np.cov(data, rowvar=False) + 1e-6 * np.eye(FEATURE_DIM)
+        d = np.sqrt(np.einsum("ij,jk,ik->i", f - mu, np.linalg.inv(cov), f - mu))
+        np.testing.assert_allclose(anom[0, k].ravel(), d, rtol=2e-3)
+    meta = sess.get_modelmeta().custom_metadata_map
+    assert float(meta["anomaly_threshold"]) == 3.0
+
+
+def test_cell_targets_from_pixel_boxes():
+    lab = np.zeros((len(CLASSES), 64, 64), np.uint8)
+    lab[1, 20:28, 20:28] = 1  # a 8 px "hole" straddling cells (1,1),(1,1)
+    t, w = cell_targets(lab)
+    assert t.shape == (len(CLASSES), 4, 4)
+    assert t[1, 1, 1] == 1 and t[1].sum() == 1
+    assert t[0].sum() == 0
+    assert w[1, 0, 0] == 0 and w[1, 1, 1] == 1 and w[1, 3, 3] == 1  # neighbours of a positive ignored
+
+
+def test_auroc():
+    assert auroc([0, 1, 2], [3, 4]) == 1.0
+    assert auroc([3, 4], [0, 1]) == 0.0
+    assert auroc([1, 1], [1, 1]) == 0.5
