@@ -159,6 +159,11 @@ class PlacementTrigger:
         h, w = img.shape[:2]
         ww = min(self.work_width, w)
         hh = max(1, round(h * ww / w))
+        # Take every k-th pixel first (k keeps >= 2 source pixels per work pixel), then average:
+        # ~10x cheaper than converting the full frame, same result after the blur below.
+        k = max(1, w // (ww * 2))
+        if k > 1:
+            img = np.ascontiguousarray(img[::k, ::k])
         grey = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY) if img.ndim == 3 else img
         small = cv2.resize(grey, (ww, hh), interpolation=cv2.INTER_AREA)
         return cv2.GaussianBlur(small, (3, 3), 0).astype(np.float32)
