@@ -55,6 +55,8 @@ def register(sub) -> None:
                    help="time stages by wall clock (default: CPU time of the one thread, which other "
                         "load on a shared machine does not inflate)")
     p.add_argument("--quiet", action="store_true", help="no per-case progress lines")
+    p.add_argument("--defects", action="store_true",
+                   help="benchmark the defect model instead (same as `qc-station model bench`)")
     p.set_defaults(func=run)
 
 
@@ -126,6 +128,11 @@ def _cases(n: int):
 
 def run(args: argparse.Namespace) -> int:
     import os
+
+    if args.defects:  # the defect model's own benchmark (qc_station/training/bench_defects.py)
+        from qc_station.cli.model import bench_defaults
+
+        return bench_defaults(args.model)
 
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
     import cv2

@@ -149,6 +149,13 @@ def _bench(args) -> int:
     return 0
 
 
+def bench_defaults(model: str | None = None) -> int:
+    """``qc-station bench --defects``: the default benchmark (fp32 + int8, or the given model)."""
+    args = argparse.Namespace(models=[Path(model)] if model else None, per_code=60, clean=200, novel=30,
+                              seed=None, cache=None, pipeline=0)
+    return _bench(args)
+
+
 def _eval(args) -> int:
     from qc_station.training.realeval import evaluate_all
 

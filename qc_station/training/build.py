@@ -43,11 +43,11 @@ def good_crops(n: int, seed: int, jitter: bool):
         yield crop
 
 
-def fit_anomaly(graph: Path, n_fit: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+def fit_anomaly(graph: Path, crops) -> list[tuple[np.ndarray, np.ndarray]]:
     """Gaussians (interior, border) of the graph's cell features on good masks only."""
     sess = ort.InferenceSession(str(graph), providers=["CPUExecutionProvider"])
     inner, border = [], []
-    for crop in good_crops(n_fit, seed, jitter=True):
+    for crop in crops:
         feat, valid, interior = _features(sess, crop)
         f = feat.reshape(feat.shape[0], -1).T
         inner.append(f[interior.ravel()])
@@ -55,12 +55,12 @@ def fit_anomaly(graph: Path, n_fit: int, seed: int) -> list[tuple[np.ndarray, np
     return [ex.fit_gaussian(np.concatenate(inner)), ex.fit_gaussian(np.concatenate(border))]
 
 
-def pick_threshold(model_path: Path, n: int, seed: int) -> tuple[float, list[float]]:
+def pick_threshold(model_path: Path, crops) -> tuple[float, list[float]]:
     """Anomaly threshold: 5% above the largest score on held-out good masks (with jitter)."""
     from qc_station.vision.defects import DefectModel
 
     model = DefectModel.load(model_path)
-    scores = [model.predict(c).anomaly_score for c in good_crops(n, seed, jitter=True)]
+    scores = [model.predict(c).anomaly_score for c in crops]
     return float(max(scores) * 1.05), scores
 
 
@@ -99,10 +99,13 @@ def build(out_dir: Path, cfg: TrainConfig, version: str, n_fit: int = 80, n_thr:
         if diff > PARITY_TOL:
             raise RuntimeError(f"export parity failed: {diff}")
         log["parity_max_abs_diff"] = diff
+        # good masks (never defective) for the Gaussians and, separately, for the threshold
+        fit_set = list(good_crops(n_fit, VAL_SEED_BASE, jitter=True))
+        thr_set = list(good_crops(n_thr, VAL_SEED_BASE + 50_000, jitter=True))
         int8 = ex.quantize_int8(fp32, tmp / "int8.onnx", calib_tiles(48, VAL_SEED_BASE + 90_000))
         for name, graph in (("defects_fp32.onnx", fp32), ("defects.onnx", int8)):
             t1 = time.perf_counter()
-            gauss = fit_anomaly(graph, n_fit, VAL_SEED_BASE)
+            gauss = fit_anomaly(graph, fit_set)
             meta = ex.base_metadata(
                 CLASSES, version, 0.0,
                 {"renderer": log["renderer"], "train_seed": cfg.seed,
@@ -110,7 +113,7 @@ def build(out_dir: Path, cfg: TrainConfig, version: str, n_fit: int = 80, n_thr:
             )
             target = out_dir / name
             ex.add_anomaly_head(graph, target, gauss, meta)
-            thr, scores = pick_threshold(target, n_thr, VAL_SEED_BASE + 50_000)
+            thr, scores = pick_threshold(target, thr_set)
             meta["anomaly_threshold"] = f"{thr:.4f}"
             ex.add_anomaly_head(graph, target, gauss, meta)
             echo(f"{name}: anomaly threshold {thr:.3f} (good masks: median {np.median(scores):.2f}, "
