@@ -9,10 +9,10 @@ Rectified pixel ``(col, row)`` has its centre at tray mm
 ``(origin_mm[0] + col * mm_per_px, origin_mm[1] + row * mm_per_px)``.
 
 Any other metric grid on the tray (e.g. a rotated crop around a mask) is sampled by
-interpolating these smooth tables (:meth:`TrayView.camera_maps`): at 0.5 mm node spacing this
-agrees with exact projection to ~0.02 px on average, 0.04 px at worst (the limit is
-``cv2.remap``'s 1/32 px interpolation grid, not the tables; see tests), so per-frame work never
-calls ``projectPoints`` and the camera image is interpolated only once.
+interpolating these smooth tables (:meth:`TrayView.camera_maps`): at 0.25 mm node spacing this
+agrees with exact projection to ~0.01-0.02 px (the limit is ``cv2.remap``'s 1/32-node
+interpolation grid, not the tables; see tests), so per-frame work never calls
+``projectPoints`` and the camera image is interpolated only once.
 """
 
 from __future__ import annotations
