@@ -31,13 +31,9 @@ from qc_station.vision.loops import count_loops
 from qc_station.vision.outline import edge_profiles, fit_profiles
 from qc_station.vision.pleats import count_pleats
 from qc_station.vision.rectify import tray_view
+from qc_station.vision.seam import analyze_seam
 from qc_station.vision.segment import coarse_pose, foreground
 from qc_station.vision.types import MaskCrop
-
-try:  # the seam tracker is its own module; the pipeline runs it whenever it is installed
-    from qc_station.vision.seam import analyze_seam
-except ImportError:  # pragma: no cover - only while the seam tracker is being written
-    analyze_seam = None
 
 #: Coarse view (segmentation) and fine crop (outline, seam, classifier) scales.
 COARSE_MM_PER_PX = 1.0
@@ -211,7 +207,7 @@ class Inspector:
         clock.lap("loops")
         pleats = count_pleats(crop)
         clock.lap("pleats")
-        seam = analyze_seam(crop, spec) if analyze_seam is not None else None
+        seam = analyze_seam(crop, spec)
         clock.lap("seam")
         pred = self.model.predict(crop) if self.model is not None else None
         clock.lap("defects")
@@ -221,18 +217,16 @@ class Inspector:
             center_tray_mm=(round(pose.center_tray_mm[0], 3), round(pose.center_tray_mm[1], 3)),
             pleats=pleats.count, ear_loops=loops.left + loops.right,
             ear_loops_left=loops.left, ear_loops_right=loops.right,
-            stitch_length_mm=_r(seam.stitch_length_mm if seam else None),
-            stitch_length_p90_mm=_r(seam.stitch_length_p90_mm if seam else None),
-            seam_distance_mm=_r(seam.distance_mm if seam else None),
-            seam_coverage=_r(seam.coverage if seam else None),
-            skipped_stitches=len(seam.skipped) if seam else 0,
-            open_seams=len(seam.open_seams) if seam else 0,
+            stitch_length_mm=_r(seam.stitch_length_mm),
+            stitch_length_p90_mm=_r(seam.stitch_length_p90_mm),
+            seam_distance_mm=_r(seam.distance_mm),
+            seam_coverage=_r(seam.coverage),
+            skipped_stitches=len(seam.skipped),
+            open_seams=len(seam.open_seams),
         )
         verdict, reasons = decide(m, seam, pred, [], spec)
         clock.lap("decide")
-        findings = tuple(pred.findings) if pred else ()
-        if seam:
-            findings = (*seam.skipped, *seam.open_seams, *findings)
+        findings = (*seam.skipped, *seam.open_seams, *(pred.findings if pred else ()))
         result = InspectionResult(
             verdict=verdict, reasons=reasons, measurements=m, defects=findings,
             anomaly_score=round(float(pred.anomaly_score), 4) if pred else None,

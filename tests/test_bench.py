@@ -1,0 +1,29 @@
+"""``qc-station bench`` runs end to end and reports every figure the issue asks for."""
+
+from __future__ import annotations
+
+import re
+
+from qc_station.cli import main
+from qc_station.cli.bench import _cases
+
+
+def test_case_mix_has_good_defects_and_unusable():
+    plan = _cases(40)
+    assert sum(1 for d, u in plan if not d and not u) >= 15
+    assert {d[0] for d, _ in plan if d} >= {"width", "height", "pleats", "ear_loop", "stitch_length"}
+    assert {u[0] for _, u in plan if u} == {"no_mask", "blur", "exposure"}
+
+
+def test_bench_prints_the_figures(capsys):
+    assert main(["bench", "--n", "3", "--seed", "5", "--cameras", "1", "--no-model"]) == 0
+    out = capsys.readouterr().out
+    for label in ("width abs error", "height abs error", "stitch length error", "pleat count right",
+                  "ear loops right", "per-code recall", "false rejects", "verdict accuracy",
+                  "defective masks passed for a geometry code", "ms per image per stage"):
+        assert label in out, label
+    assert re.search(r"\[3/3\] cam 0", out)  # progress, one line per frame
+    m = re.search(r"width abs error\s+mean ([0-9.]+) mm\s+P95 ([0-9.]+) mm", out)
+    assert m and float(m.group(2)) < 0.5
+    total = re.search(r"\n\s+total\s+([0-9.]+)", out)
+    assert total and float(total.group(1)) > 0
