@@ -677,7 +677,7 @@ def _draw_open_seam(cv: _Canvas, color, alpha, p: MaskParams, d: DefectParams) -
     lrng = np.random.default_rng(d.seed)
     wob = 0.15 * _smooth_noise(lrng, *t.shape, 0.8 / cv.s)
     n_top = depth * prof + wob * prof
-    n_in = 0.35 * depth * prof + 0.12 * np.abs(_smooth_noise(lrng, *t.shape, 0.25 / cv.s)) * prof
+    n_in = 0.2 * depth * prof + 0.1 * np.abs(_smooth_noise(lrng, *t.shape, 0.25 / cv.s)) * prof
     patch = color[rs, cs]
     a = alpha[rs, cs]
     s = cv.s
