@@ -65,6 +65,15 @@ def test_rotated_or_shifted_mask_measures_the_same(inspector):
     assert np.all(np.abs(sizes - [params.width_mm, params.height_mm]) < 0.5)
 
 
+def test_mask_cut_off_by_the_picture_edge_is_not_measured(inspector):
+    camera = sim.default_camera()
+    params = sim.random_mask_params(np.random.default_rng(7), camera=camera)
+    x, y = params.center_tray_mm
+    p = dataclasses.replace(params, center_tray_mm=(x - 120.0, y))
+    r = inspector.inspect(sim.render_scene(camera, p, np.random.default_rng(3))[0])
+    assert r.verdict == "unusable" and r.reason_codes == ["no_mask"] and "edge" in r.reasons[0].message
+
+
 @pytest.mark.parametrize(("unusable", "seed"), [("blur", 11), ("exposure", 12), ("no_mask", 13)])
 def test_unusable_frames(inspector, unusable, seed):
     image, _truth = sim.render_case(seed, unusable=(unusable,))

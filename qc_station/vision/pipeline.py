@@ -92,6 +92,8 @@ class Inspector:
         self.view = tray_view(self.calibration, COARSE_MM_PER_PX)  # built once, cached
         # finer tables, only to sample rotated crops / lines (the camera image is interpolated once)
         self.tables = tray_view(self.calibration, TABLES_MM_PER_PX)
+        # the picture's own edge in the coarse view (a body touching it is cut off)
+        self._view_edge = cv2.dilate((~self.view.valid).astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
         self.provenance = Provenance(
             spec_name=spec.name, spec_version=spec.version, spec_id=spec.spec_id,
             calibration_id=self.calibration.id, model_sha256=getattr(model, "sha256", None),
@@ -171,6 +173,10 @@ class Inspector:
             if pose0 is None or pose0.area_px * view.mm_per_px**2 < q.MIN_AREA_FRACTION * nominal_area:
                 issue = q.no_mask_issue(0.0 if pose0 is None else pose0.area_px * view.mm_per_px**2,
                                         nominal_area)
+            elif (cut := float((pose0.body & self._view_edge).sum())) > 0:
+                issue = q.GateIssue("no_mask", "the mask is not entirely in the picture (touches its "
+                                    "edge): move it to the middle of the tray", cut * view.mm_per_px,
+                                    upper=0.0, unit="mm of outline at the picture's edge")
         if issue:
             issues.append(issue)
         clock.lap("segment")
