@@ -283,6 +283,10 @@ def test_board_views_are_detected_where_truth_says():
     assert found >= 2
     tilts = [np.degrees(np.arccos(cv2.Rodrigues(np.array(t.rvec))[0][2, 2])) for _, t in views]
     assert all(5 <= a <= 45 for a in tilts)
+    # a motion-blurred view: the same truth, but the detector finds (almost) nothing
+    (blurred, _), = render_board_views(cam, 1, np.random.default_rng(4), unusable=["blur"])
+    _, ids, _, _ = detector.detectBoard(cv2.cvtColor(blurred, cv2.COLOR_BGR2GRAY))
+    assert ids is None or len(ids) < len(views[0][1].corners_px) // 2
 
 
 def test_plane_view_board_origin_is_tray_origin():

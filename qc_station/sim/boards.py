@@ -14,6 +14,7 @@ Board object frame (mm, z = 0 on the paper, z into the board):
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -165,11 +166,17 @@ def _random_board_pose(camera: CameraModel, spec: BoardSpec, rng: np.random.Gene
 
 
 def render_board_views(
-    camera: CameraModel, n: int, rng: np.random.Generator, *, board: str = "charuco"
+    camera: CameraModel, n: int, rng: np.random.Generator, *, board: str = "charuco",
+    unusable: Iterable[str] = (),
 ) -> list[tuple[np.ndarray, BoardViewTruth]]:
     """``n`` photos of the calibration board held at varied poses (tilt 10-40 deg, 230-420 mm
     away, sometimes partly out of view), printed on paper, through ``camera``'s lighting/noise.
+    ``unusable`` ("blur", "exposure") spoils every view the same way (to test view rejection).
     """
+    unusable = tuple(unusable)
+    bad = [u for u in unusable if u not in ("blur", "exposure")]
+    if bad:
+        raise ValueError(f"board views can be spoilt by 'blur' or 'exposure', not {bad}")
     spec = parse_board(board)
     w, h = camera.image_size
     out = []
@@ -180,7 +187,7 @@ def render_board_views(
         frame = cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC)
         X, Y, hit = plane_points(camera, R, t)
         _paint_board(camera, spec, X, Y, hit, frame, rng, shade=float(rng.uniform(0.8, 1.05)))
-        image = expose(frame, rng)
+        image = expose(frame, rng, unusable=unusable)
         out.append((image, _project_truth(camera, spec, board, R, t)))
     return out
 
