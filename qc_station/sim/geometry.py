@@ -90,15 +90,3 @@ def mm_per_px_at_center(camera: CameraModel) -> float:
     dx = float(np.hypot(X[r, c + 1] - X[r, c], Y[r, c + 1] - Y[r, c]))
     dy = float(np.hypot(X[r + 1, c] - X[r, c], Y[r + 1, c] - Y[r, c]))
     return (dx + dy) / 2
-
-
-def visible_tray_polygon(camera: CameraModel, inset_px: float = 0.0) -> np.ndarray:
-    """The tray region the camera sees (Nx2 mm polygon along the image border, inset)."""
-    X, Y = tray_points(camera)
-    w, h = camera.image_size
-    i = round(inset_px)
-    cols = np.linspace(i, w - 1 - i, 24).round().astype(int)
-    rows = np.linspace(i, h - 1 - i, 14).round().astype(int)
-    border = ([(i, c) for c in cols] + [(r, w - 1 - i) for r in rows]
-              + [(h - 1 - i, c) for c in cols[::-1]] + [(r, i) for r in rows[::-1]])
-    return np.array([[X[r, c], Y[r, c]] for r, c in border], dtype=np.float64)

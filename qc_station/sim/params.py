@@ -222,11 +222,6 @@ def _random_loops(rng, width, height, *, per_side: int, missing: tuple[str, ...]
     return tuple(loops)
 
 
-def _seam_perimeter_mm(w: float, h: float, d: float, r: float) -> float:
-    rs = max(r - d, 1.0)
-    return 2 * (w - 2 * d - 2 * rs) + 2 * (h - 2 * d - 2 * rs) + 2 * np.pi * rs
-
-
 def _out_of(tol, rng) -> float:
     """A value clearly outside a tolerance: 1-7 mm beyond one of its limits."""
     if rng.uniform() < 0.5:
