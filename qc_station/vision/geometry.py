@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 from qc_station.vision.rectify import TrayView
@@ -69,17 +70,33 @@ class CropGrid:
         uv = np.asarray(uv, dtype=np.float64)
         return (uv - np.asarray(self.origin_mm)) / self.mm_per_px
 
+    def to_view_affine(self, view: TrayView) -> np.ndarray:
+        """2x3 matrix taking this grid's pixel (col, row, 1) to ``view``'s pixel (col, row)."""
+        c, s = self.pose._rot()
+        k = self.mm_per_px / view.mm_per_px
+        # mask mm -> tray mm: centre + R (u - w/2, v - h/2); tray mm -> view px: (t - origin) / s_view
+        u0 = self.origin_mm[0] - self.pose.width_mm / 2
+        v0 = self.origin_mm[1] - self.pose.height_mm / 2
+        tx = (self.pose.center_tray_mm[0] + c * u0 - s * v0 - view.origin_mm[0]) / view.mm_per_px
+        ty = (self.pose.center_tray_mm[1] + s * u0 + c * v0 - view.origin_mm[1]) / view.mm_per_px
+        return np.array([[c * k, -s * k, tx], [s * k, c * k, ty]], np.float64)
+
     def sample(self, view: TrayView, image: np.ndarray,
                window: tuple[int, int, int, int] | None = None) -> np.ndarray:
         """The camera image resampled on this grid (one interpolation of the camera pixels);
         ``window`` = (c0, r0, c1, r1) samples only that part of the grid."""
         w, h = self.size_px
         c0, r0, c1, r1 = window or (0, 0, w, h)
-        u = self.origin_mm[0] + np.arange(c0, c1, dtype=np.float32) * self.mm_per_px
-        v = self.origin_mm[1] + np.arange(r0, r1, dtype=np.float32) * self.mm_per_px
-        c, s = self.pose._rot()
-        du = (u - self.pose.width_mm / 2)[None, :]
-        dv = (v - self.pose.height_mm / 2)[:, None]
-        tx = (self.pose.center_tray_mm[0] + c * du - s * dv).astype(np.float32)
-        ty = (self.pose.center_tray_mm[1] + s * du + c * dv).astype(np.float32)
-        return view.sample_grid(image, tx, ty)
+        a = self.to_view_affine(view)
+        a[:, 2] += a[:, 0] * c0 + a[:, 1] * r0  # the window's own origin
+        # the grid is a similarity of the view's: warp its tables (exact nodes, smooth between)
+        maps = cv2.warpAffine(view.map_xy, a, (c1 - c0, r1 - r0),
+                              flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                              borderMode=cv2.BORDER_CONSTANT, borderValue=(-1.0, -1.0, 0, 0))
+        return cv2.remap(image, maps, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+    def resample_view(self, view: TrayView, view_image: np.ndarray) -> np.ndarray:
+        """An image of ``view`` (e.g. its foreground) on this grid, nearest neighbour."""
+        w, h = self.size_px
+        return cv2.warpAffine(view_image, self.to_view_affine(view), (w, h),
+                              flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_CONSTANT)

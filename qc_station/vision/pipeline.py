@@ -245,14 +245,11 @@ class Inspector:
         img = grid.sample(self.tables, image)
         w, h = grid.size_px
         # body: inside the fitted rectangle and foreground (rounded corners), loops excluded
-        uv_cols = grid.origin_mm[0] + np.arange(w) * grid.mm_per_px
-        uv_rows = grid.origin_mm[1] + np.arange(h) * grid.mm_per_px
-        rect = ((uv_rows >= 0) & (uv_rows <= pose.height_mm))[:, None] & \
-               ((uv_cols >= 0) & (uv_cols <= pose.width_mm))[None, :]
-        uu, vv = np.meshgrid(uv_cols[::2], uv_rows[::2])
-        cr = self.view.tray_to_px(pose.mask_to_tray(np.stack([uu, vv], -1))).astype(np.float32)
-        fg = cv2.remap(fg_coarse.astype(np.uint8), cr[..., 0], cr[..., 1], cv2.INTER_NEAREST)
-        fg = cv2.resize(fg, (w, h), interpolation=cv2.INTER_NEAREST).astype(bool)
+        cols = grid.origin_mm[0] + np.arange(w) * grid.mm_per_px
+        rows = grid.origin_mm[1] + np.arange(h) * grid.mm_per_px
+        rect = (((rows >= 0) & (rows <= pose.height_mm))[:, None]
+                & ((cols >= 0) & (cols <= pose.width_mm))[None, :])
+        fg = grid.resample_view(self.view, fg_coarse.astype(np.uint8)) > 0
         return MaskCrop(image=img, body=rect & fg, mm_per_px=grid.mm_per_px, origin_mm=grid.origin_mm,
                         width_mm=pose.width_mm, height_mm=pose.height_mm)
 
