@@ -105,23 +105,29 @@ def test_painted_alpha_outline_is_exact(seed):
             assert abs(origin + b * 0.2 - size) < 0.02
 
 
-@pytest.mark.parametrize("which", ["default", "random"])
+@pytest.mark.parametrize("which", ["default", "random", "thick"])
 def test_scene_mask_pixels_inside_projected_outline(which):
     rng = np.random.default_rng(5)
-    cam = default_camera() if which == "default" else random_camera(rng)
+    cam = random_camera(rng) if which == "random" else default_camera()
     params = _plain(random_mask_params(rng, camera=cam), base=(0.9, 0.9, 0.9))
+    z = 0.0
+    if which == "thick":  # its top surface 3 mm above the tray: seen where (x, y, -3) projects
+        params = dataclasses.replace(params, thickness_mm=3.0, center_tray_mm=(20.0, 20.0))
+        z = -3.0
     image, truth = render_scene(cam, params, rng, tray="black")
     assert image.shape == (cam.image_size[1], cam.image_size[0], 3)
     w, h = truth.mask.width_mm, truth.mask.height_mm
     gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
     # 1 mm inside the outline is fabric, 1 mm outside is tray, all around (x: 8 points a side)
     t = np.linspace(0.1, 0.9, 8)
-    for inset, bright in ((1.0, True), (-1.0, False)):
+    off = 0.6 if which == "thick" else 1.0  # the parallax of 3 mm here is ~0.8 mm
+    for inset, bright in ((off, True), (-off, False)):
         pts = np.concatenate([
             np.stack([t * w, np.full_like(t, inset)], 1), np.stack([t * w, np.full_like(t, h - inset)], 1),
             np.stack([np.full_like(t, inset), t * h], 1), np.stack([np.full_like(t, w - inset), t * h], 1),
         ])
-        px = cam.project(mask_to_tray(params, pts))
+        tray = mask_to_tray(params, pts)
+        px = cam.project(np.hstack([tray, np.full((len(tray), 1), z)]))
         vals = np.array([gray[round(v), round(u)] for u, v in px])
         assert np.all((vals > 100) == bright), (inset, vals)
     # and the whole mask lies in view with margin

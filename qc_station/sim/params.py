@@ -114,6 +114,7 @@ class MaskParams:
     stitch_phase_mm: float = 0.0
     defects: tuple[DefectParams, ...] = ()
     loops_per_side: int = 1  # how many loops the design has on each side (the spec's)
+    thickness_mm: float = 0.0  # height of the visible top surface above the tray (0: flat)
     seed: int = 0  # texture noise, fray, loop ribbing
     requested: tuple[str, ...] = field(default=(), compare=False)  # defect codes asked for
 

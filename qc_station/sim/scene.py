@@ -9,7 +9,7 @@ import numpy as np
 
 from qc_station.sim.camera import CameraModel, default_camera
 from qc_station.sim.draw import Layer, draw_mask_layer, layer_extent_mm
-from qc_station.sim.geometry import mm_per_px_at_center, tray_points
+from qc_station.sim.geometry import mm_per_px_at_center, plane_points, tray_points
 from qc_station.sim.params import MaskParams, random_mask_params
 from qc_station.sim.sensor import expose
 from qc_station.sim.tray import TRAYS, pick_tray, tray_texture
@@ -104,15 +104,28 @@ def _composite(camera: CameraModel, params: MaskParams, layer: Layer, frame: np.
     if c1 <= c0 or r1 <= r0:
         return
     X, Y = tray_points(camera)
-    dx = X[r0:r1, c0:c1] - np.float32(params.center_tray_mm[0])
-    dy = Y[r0:r1, c0:c1] - np.float32(params.center_tray_mm[1])
+    X, Y = X[r0:r1, c0:c1], Y[r0:r1, c0:c1]
     a = np.deg2rad(params.angle_deg)
     ca, sa = np.float32(np.cos(a)), np.float32(np.sin(a))
     s = layer.mm_per_px
     ox, oy = layer.origin_mm
-    mapx = (ca * dx + sa * dy + np.float32(params.width_mm / 2 - ox)) / np.float32(s)
-    mapy = (-sa * dx + ca * dy + np.float32(params.height_mm / 2 - oy)) / np.float32(s)
-    fg = cv2.remap(layer.rgba, mapx, mapy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+
+    def layer_map(X, Y):
+        dx = X - np.float32(params.center_tray_mm[0])
+        dy = Y - np.float32(params.center_tray_mm[1])
+        mapx = (ca * dx + sa * dy + np.float32(params.width_mm / 2 - ox)) / np.float32(s)
+        mapy = (-sa * dx + ca * dy + np.float32(params.height_mm / 2 - oy)) / np.float32(s)
+        return mapx, mapy
+
+    mapx, mapy = layer_map(X, Y)  # the tray plane: where the shadow falls
+    if params.thickness_mm > 0:  # the mask's top surface is nearer the camera than the tray
+        R = camera.R
+        t_top = np.asarray(camera.tvec_mm, np.float64) - R[:, 2] * params.thickness_mm
+        Xt, Yt, _ = plane_points(camera, R, t_top, roi=(c0, r0, c1, r1))
+        top_x, top_y = layer_map(Xt, Yt)
+    else:
+        top_x, top_y = mapx, mapy
+    fg = cv2.remap(layer.rgba, top_x, top_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
     # soft shadow under the edges: the light comes from a little off the vertical
     blur_mm = rng.uniform(0.8, 2.2)
     off = rng.uniform(-1.2, 1.2, 2)
