@@ -45,6 +45,9 @@ OUTERMOST_REL_SLOPE = 0.3
 SHADOW_DIM = (0.4, 0.97)
 SHADOW_COS = 0.998
 SHADOW_PROBE_PX = 4
+#: See _outermost_cluster.
+OUTER_GROUP_MM = 0.5
+OUTER_GROUP_FRACTION = 0.2
 #: Second pass: the edge is searched this close to the first fit.
 REFINE_MM = 1.0
 #: An edge point is kept when its slope is at least this fraction of the side's median.
@@ -264,6 +267,30 @@ def fit_outline(crop: np.ndarray | Callable[[int, int, int, int], np.ndarray],
     return fit_profiles(edge_profiles(crop, grid), grid)
 
 
+_OUTWARD = {"top": -1.0, "bottom": 1.0, "left": -1.0, "right": 1.0}
+
+
+def _outermost_cluster(rows: np.ndarray, rhs: np.ndarray, sides: np.ndarray, p: np.ndarray,
+                       mm_per_px: float) -> np.ndarray:
+    """Move a side onto its outermost consistent group of edge points.
+
+    Where a print colour close to the tray's runs along part of an edge (checks, a stripe),
+    those profiles find the next print edge inside; the mask's own edge is where the other
+    profiles put it, further out. So a side whose points include a group of at least
+    :data:`OUTER_GROUP_FRACTION` lying more than :data:`OUTER_GROUP_MM` outside the fit is moved
+    onto that group (never inwards: nothing of the mask lies outside its edge).
+    """
+    p = p.copy()
+    res = rhs - rows @ p
+    for side, col in _COL.items():
+        on = sides == side
+        out = res[on] * _OUTWARD[side] * mm_per_px  # mm outside the fitted line
+        group = out[out > OUTER_GROUP_MM]
+        if len(group) >= OUTER_GROUP_FRACTION * on.sum() and np.std(group) < OUTER_GROUP_MM:
+            p[col] += float(np.median(group)) / mm_per_px * _OUTWARD[side]
+    return p
+
+
 def fit_profiles(prof: EdgeProfiles, grid: CropGrid) -> Outline | None:
     """:func:`fit_outline` on profiles already taken."""
     if len(prof.profiles) < 4:
@@ -271,8 +298,9 @@ def fit_profiles(prof: EdgeProfiles, grid: CropGrid) -> Outline | None:
     first = _edge_rows(prof, None, 0)
     if first is None or (fit := _robust_fit(*first[:3], floor_px=2.0)) is None:
         return None
+    lines = _outermost_cluster(*first[:3], fit[0], grid.mm_per_px)
     window = max(2, round(REFINE_MM / grid.mm_per_px))
-    second = _edge_rows(prof, fit[0], window)
+    second = _edge_rows(prof, lines, window)
     if second is None or (fit := _robust_fit(*second[:3], floor_px=0.6)) is None:
         return None
     rows_a, rhs_a, sides_a, contrast = second
