@@ -96,6 +96,20 @@ class RetentionSection(_Section):
                                   description="Annotated overlays are scaled down to this width")
 
 
+class CertificatesSection(_Section):
+    """Batch certificates (docs/certificates.md)."""
+
+    public_url: str | None = Field(
+        None, pattern=r"^https?://\S+$",
+        description="Base URL printed in the QR code of certificates (e.g. http://qc-station.local:8000); "
+        "empty = the address the certificate was requested on",
+    )
+    mode: Literal["100%", "iso2859"] = Field("100%", description="Acceptance basis")
+    aql_critical: float = Field(0.0, ge=0, description="ISO 2859-1 AQL for critical defects")
+    aql_major: float = Field(2.5, ge=0, description="ISO 2859-1 AQL for major defects")
+    aql_minor: float = Field(4.0, ge=0, description="ISO 2859-1 AQL for minor defects")
+
+
 class StationConfig(_Section):
     """The whole station configuration (one TOML file)."""
 
@@ -111,6 +125,7 @@ class StationConfig(_Section):
     model: ModelSection = ModelSection()
     api: ApiSection = ApiSection()
     retention: RetentionSection = RetentionSection()
+    certificates: CertificatesSection = CertificatesSection()
 
     @field_validator("capture", mode="before")
     @classmethod

@@ -73,9 +73,11 @@ def western_electric(values: list[float], centre: float, sigma: float, *, name: 
     z = [(v - centre) / sigma for v in values]
 
     def add(rule: str, i0: int, i1: int, side: str, text: str) -> None:
-        last = alerts[-1] if alerts else None
-        if last and last.rule == rule and last.side == side and i0 <= last.last + 1:
-            alerts[-1] = Alert(rule, last.first, i1, side, last.message)
+        # merge with the latest alert of the same rule and side, even if other rules fired in between
+        k = next((k for k in range(len(alerts) - 1, -1, -1)
+                  if alerts[k].rule == rule and alerts[k].side == side), None)
+        if k is not None and i0 <= alerts[k].last + 1:
+            alerts[k] = Alert(rule, alerts[k].first, max(i1, alerts[k].last), side, alerts[k].message)
         else:
             alerts.append(Alert(rule, i0, i1, side, text))
 

@@ -42,6 +42,8 @@ ROUTES = [
     "routes_events",
     "routes_trigger",
     "routes_audit",
+    "routes_dashboard",
+    "routes_certificates",
 ]
 
 
