@@ -33,6 +33,10 @@ def test_dashboard_figures_match_the_store(site) -> None:
     assert set(lots) == {"LOT-A", "LOT-B", "LOT-C"}
     assert (lots["LOT-A"]["total"], lots["LOT-A"]["failed"], lots["LOT-A"]["operator"]) == (24, 4, "ana")
     assert lots["LOT-A"]["cpk_width"] is not None and lots["LOT-A"]["cpk_width"] > 1
+    for dim in ("width", "height"):  # the table and the batch's control chart agree
+        chart = client.get("/api/spc", params={"batch_id": s.seeded.batch_a, "dimension": dim}).json()
+        assert lots["LOT-A"][f"cpk_{dim}"] == pytest.approx(chart["cpk"], abs=1e-3)
+        assert lots["LOT-A"][f"cp_{dim}"] == pytest.approx(chart["cp"], abs=1e-3)
     assert d["open_batch"]["batch"]["lot_id"] == "LOT-B" and d["open_batch"]["counts"]["total"] == 22
     pareto = {p["code"]: p for p in d["pareto"]}
     assert pareto["stain"]["count"] == 4 and d["pareto"][0]["code"] == "stain"

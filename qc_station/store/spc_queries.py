@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 from dataclasses import dataclass
 from typing import Literal
@@ -18,7 +19,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 
 from qc_station.results import PLAIN_WORDS
-from qc_station.spc import control_chart
+from qc_station.spc import D2, control_chart
 from qc_station.spec import MaskSpec
 from qc_station.store.db import Store
 
@@ -233,6 +234,18 @@ def spc_chart(store: Store, scope: Scope, dimension: Dimension, spec: MaskSpec,
     )
 
 
+def _capability(values: list[float], lsl: float, usl: float) -> tuple[float | None, float | None]:
+    """Cp, Cpk with the I-MR short-term sigma (MR-bar / d2), as on the control charts."""
+    if len(values) < 2:
+        return None, None
+    mr_bar = sum(abs(b - a) for a, b in itertools.pairwise(values)) / (len(values) - 1)
+    sigma = mr_bar / D2
+    if sigma <= 0:
+        return None, None
+    mean = sum(values) / len(values)
+    return round((usl - lsl) / (6 * sigma), 4), round(min(usl - mean, mean - lsl) / (3 * sigma), 4)
+
+
 def batch_summaries(store: Store, scope: Scope, spec: MaskSpec, limit: int = 50) -> list[BatchSummary]:
     """Per batch with inspections in scope (newest first): counts, pass rate, Cp/Cpk (I-MR sigma)."""
     cond, params = scope.where()
@@ -242,13 +255,24 @@ def batch_summaries(store: Store, scope: Scope, spec: MaskSpec, limit: int = 50)
         "GROUP BY b.id ORDER BY b.id DESC LIMIT ?",
         [*params, limit],
     )
+    series: dict[int, list] = {r["batch_id"]: [] for r in rows}
+    if series:
+        marks = ",".join("?" * len(series))
+        for m in store.query(
+            f"SELECT i.batch_id, i.width_mm, i.height_mm FROM inspections i WHERE {cond} "
+            f"AND i.batch_id IN ({marks}) AND i.width_mm IS NOT NULL AND i.height_mm IS NOT NULL "
+            "ORDER BY i.id",
+            [*params, *series],
+        ):
+            series[m["batch_id"]].append((m["width_mm"], m["height_mm"]))
+    w, h = spec.dimensions.width_mm, spec.dimensions.height_mm
     out = []
     for r in rows:
-        caps = {}
-        for dim in ("width", "height"):
-            ch = spc_chart(store, scope.narrowed(batch_id=r["batch_id"]), dim, spec)
-            caps[f"cp_{dim}"], caps[f"cpk_{dim}"] = ch.cp, ch.cpk
-        out.append(BatchSummary(**dict(r), **caps, pass_rate=_rate(r["passed"], r["failed"])))
+        pts = series[r["batch_id"]]
+        cp_w, cpk_w = _capability([p[0] for p in pts], w.lower, w.upper)
+        cp_h, cpk_h = _capability([p[1] for p in pts], h.lower, h.upper)
+        out.append(BatchSummary(**dict(r), cp_width=cp_w, cpk_width=cpk_w, cp_height=cp_h, cpk_height=cpk_h,
+                                pass_rate=_rate(r["passed"], r["failed"])))
     return out
 
 
