@@ -37,13 +37,17 @@ ACF_HOP_MM = 4.0
 DIP_MAX_MM = 1.4  # needle holes between stitches are narrower than this
 CHUNK_MM = 8.0  # tracking chunk along the side
 EDGE_CLEAR_MM = 2.0  # keep this far from the perpendicular seam at the corners
-NOTCH_MM = 0.35  # local edge this far inside the smoothed edge = the layers are separated there
+NOTCH_MM = 0.6  # outline this far inside the fitted edge (over a few mm) = the layers are separated
+EDGE_CUE_ALONG_MM = 4.0  # edge cues are averaged along the edge over this length
+OCCLUDED_SHARE = 0.35  # track this close to the thread colour = thread hidden by a print
+SEPARATED_FRACTION = 0.25  # share of a gap with edge cues that makes it an open seam
 EDGE_REF_MM = 30.0  # the edge band's usual look: running median over this length
-EDGE_DEV_FACTOR = 2.5  # edge band this many times more unlike its usual look than typical...
+EDGE_DEV_FACTOR = 3.0  # edge band this many times more unlike its usual look than typical...
 EDGE_DEV_MIN = 10.0  # ...and by at least this much (BGR distance) = the layers gape
 EDGE_LINE_FROM_MM = 0.5  # a line along the edge from here to the seam = a lifted layer's edge
-EDGE_LINE_FACTOR = 3.0
-LONG_GAP_STITCHES = 10.0  # a gap this long (in stitches) is an open seam even without a notch
+EDGE_LINE_FACTOR = 4.0
+EDGE_LINE_MIN = 12.0
+LONG_GAP_STITCHES = 8.0  # a gap this long (in stitches) is an open seam even without a notch
 MIN_LINE_LEVEL = 6.0  # grey levels of line response a thread must reach
 MIN_PERIODICITY = 0.25  # fraction of 16 mm windows agreeing on one stitch pitch
 
@@ -166,37 +170,63 @@ def _occluded(s: _Side, step: float, present: np.ndarray) -> np.ndarray:
     fabric = np.median(np.concatenate([side_a[use], side_b[use]]), axis=0)
     contrast = float(np.linalg.norm(thread - fabric))
     on_s = cv2.blur(on.reshape(1, n_u, 3), (5, 1)).reshape(n_u, 3)
-    return np.linalg.norm(on_s - thread[None, :], axis=1) < 0.35 * contrast
+    return np.linalg.norm(on_s - thread[None, :], axis=1) < OCCLUDED_SHARE * contrast
+
+
+def _image_edge_mm(st: SideStrip, step: float) -> np.ndarray:
+    """Where the image itself shows the edge, inward from the fitted edge (mm), per column.
+
+    The first strong step across the band from outside (half the column's strongest); the body
+    mask can be too coarse to show the small bite of an open seam, the image shows it.
+    """
+    e0 = max(1, round((-1.0 - st.v0_mm) / step))
+    e1 = round((2.5 - st.v0_mm) / step)
+    img = st.image
+    g = np.abs(img[e0 + 1:e1 + 1] - img[e0 - 1:e1 - 1]).sum(axis=2)  # (rows, n_u)
+    strong = g >= 0.5 * g.max(axis=0, keepdims=True)
+    first = np.argmax(strong, axis=0)
+    pos = st.v0_mm + (e0 + first) * step
+    return pos - float(np.median(pos))
 
 
 def _edge_disturbed(s: _Side, step: float) -> np.ndarray:
-    """Columns where the edge is separated: a notch in the outline, or the band between edge and
-    seam looking unlike the rest of that band (the inner layer or the tray showing, a lifted lip).
+    """Columns where the edge looks separated (evidence for an open seam rather than a skip).
+
+    Three cues, each along a few mm so a print's short features do not count: the outline bites
+    in (a notch in the body mask), a line runs along the edge between edge and seam (the lifted
+    edge of the top layer), or the band between edge and seam looks unlike the rest of that band
+    (the inner layer or the tray showing through).
     """
     st = s.strip
-    notch = (st.edge_raw_mm - st.edge_mm) * (1.0 if st.side in ("top", "left") else -1.0)
+    n_u = st.image.shape[1]
+    blk = round(1.0 / step)
+    along = round(EDGE_CUE_ALONG_MM / step) | 1
+
+    def smooth(x: np.ndarray) -> np.ndarray:
+        return cv2.blur(np.ascontiguousarray(x, np.float32).reshape(1, -1), (along, 1)).ravel()
+
+    notch = smooth((st.edge_raw_mm - st.edge_mm) * (1.0 if st.side in ("top", "left") else -1.0))
+    notch = np.maximum(notch, smooth(_image_edge_mm(st, step)))
     seam_v_mm = float(np.median(st.v0_mm + s.track.v_px * st.step_mm))
     r0 = max(0, round((0.2 - st.v0_mm) / step))
     r1 = max(r0 + 2, round((min(seam_v_mm - 1.0, 3.0) - st.v0_mm) / step))
     # each column's look across the band (rows x channels), against the side's usual look
-    band = st.image[r0:r1].transpose(1, 0, 2).reshape(st.image.shape[1], -1)
-    blk = round(1.0 / step)
-    nb = len(band) // blk
+    band = st.image[r0:r1].transpose(1, 0, 2).reshape(n_u, -1)
+    nb = n_u // blk
     blocks = np.median(band[: nb * blk].reshape(nb, blk, -1), axis=1)
     k = max(1, round(EDGE_REF_MM / (blk * step)) | 1)
     pad = np.pad(blocks, ((k // 2, k // 2), (0, 0)), mode="edge")
     ref_b = np.median(np.lib.stride_tricks.sliding_window_view(pad, k, axis=0), axis=2)
-    idx = np.clip((np.arange(len(band)) // blk), 0, nb - 1)
-    dev = np.sqrt(((band - ref_b[idx]) ** 2).mean(axis=1))
-    dev = cv2.blur(dev.reshape(1, -1).astype(np.float32), (blk | 1, 1)).ravel()
-    typical = float(np.median(dev[s.valid])) if s.valid.any() else float(np.median(dev))
-    # the lifted edge of the top layer: a line along the edge between the edge and the seam
+    idx = np.clip(np.arange(n_u) // blk, 0, nb - 1)
+    dev = smooth(np.sqrt(((band - ref_b[idx]) ** 2).mean(axis=1)))
+    # the lifted lip: a line along the edge, averaged along the edge per row, strongest row
     l0 = max(0, round((EDGE_LINE_FROM_MM - st.v0_mm) / step))
-    lip = s.resp[l0:max(l0 + 1, r1)].max(axis=0)
-    lip = cv2.blur(lip.reshape(1, -1).astype(np.float32), (2 * blk + 1, 1)).ravel()
-    lip_typical = float(np.median(lip[s.valid])) if s.valid.any() else float(np.median(lip))
-    return ((notch > NOTCH_MM) | (dev > max(EDGE_DEV_FACTOR * typical, EDGE_DEV_MIN))
-            | (lip > max(EDGE_LINE_FACTOR * lip_typical, MIN_LINE_LEVEL)))
+    rows = s.resp[l0:max(l0 + 1, r1)]
+    lip = cv2.blur(np.ascontiguousarray(rows, np.float32), (along, 1)).max(axis=0)
+    use = s.valid if s.valid.any() else np.ones(n_u, bool)
+    return ((notch > NOTCH_MM)
+            | (dev > max(EDGE_DEV_FACTOR * float(np.median(dev[use])), EDGE_DEV_MIN))
+            | (lip > max(EDGE_LINE_FACTOR * float(np.median(lip[use])), EDGE_LINE_MIN)))
 
 
 def analyze_seam(crop: MaskCrop, spec: MaskSpec) -> SeamResult:
@@ -245,8 +275,6 @@ def analyze_seam(crop: MaskCrop, spec: MaskSpec) -> SeamResult:
                                   probability=_probability(length_mm / spec.seam.open_seam_min_mm)))
             continue
         present = sp.thread_present(s.track, s.valid)
-        # thread colour at the track counts too (a print beside the thread weakens the line filter)
-        present |= np.convolve(s.track.fraction - 1.0, np.ones(3) / 3, mode="same") >= 0.5
         present |= _occluded(s, step, present)
         present = sp.fill_short_runs(present, round(0.6 * nominal_mm / step))
         present_len += int(present[s.valid].sum())
@@ -260,7 +288,7 @@ def analyze_seam(crop: MaskCrop, spec: MaskSpec) -> SeamResult:
             gap_mm = (g1 - g0) * step
             if gap_mm <= skip_limit_mm:
                 continue
-            separated = float(disturbed[g0:g1].mean()) >= 0.5
+            separated = float(disturbed[g0:g1].mean()) >= SEPARATED_FRACTION
             long_gap = gap_mm >= LONG_GAP_STITCHES * nominal_mm
             if (gap_mm >= spec.seam.open_seam_min_mm and separated) or long_gap:
                 opened.append(Finding(code="open_seam", source="seam", box_mm=_box(s, g0, g1, to_edge=True),

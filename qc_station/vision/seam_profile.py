@@ -279,10 +279,16 @@ def thread_fraction(img: np.ndarray, v_px: np.ndarray, off_px: int) -> np.ndarra
     on = img[r0, cols] * (1 - f) + img[r0 + 1, cols] * f
     above, below = np.clip(r0 - off_px, 0, n_v - 1), np.clip(r0 + off_px + 1, 0, n_v - 1)
     fab = 0.5 * (img[above, cols] + img[below, cols])
-    fab = cv2.blur(np.ascontiguousarray(fab, np.float32).reshape(1, n_u, 3), (9, 1)).reshape(n_u, 3)
+    fab = cv2.blur(np.ascontiguousarray(fab, np.float32).reshape(1, n_u, 3), (3, 1)).reshape(n_u, 3)
     d = on - fab
     dvec = np.median(d, axis=0)
-    return 1.0 + (d * dvec[None, :]).sum(axis=1) / max(float((dvec * dvec).sum()), 1e-6)
+    # thread colour, then per column the share of the way from the local fabric to it: a print
+    # under the seam changes the fabric's colour, not the share (locally normalised)
+    thread = np.median(fab, axis=0) + dvec
+    span = thread[None, :] - fab
+    floor = 0.3 * float(np.sqrt((dvec * dvec).sum()))
+    den = np.maximum((span * span).sum(axis=1), floor * floor)
+    return 1.0 + (d * span).sum(axis=1) / np.maximum(den, 1e-6)
 
 
 def best_track(resp: np.ndarray, lo: int, hi: int, ps: PitchSearch, image: np.ndarray) -> Track | None:

@@ -1,0 +1,157 @@
+"""Seam analysis against simulator truth: mask-plane renders, and full frames through the pipeline.
+
+Seeds here are fixed for the tests; the figures in docs/seam.md come from fresh seeds
+(``python tests/test_seam_sim.py --bench``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from qc_station import sim
+from qc_station.spec import load_spec
+from qc_station.vision.seam import analyze_seam
+from qc_station.vision.types import MaskCrop
+
+SPEC = load_spec()
+MARGIN_MM = 10.0
+
+
+def plane_crop(seed: int, defects=(), *, mm_per_px: float = 0.2):
+    """A MaskCrop from :func:`sim.render_mask_plane`; the body is the true rounded outline."""
+    rng = np.random.default_rng(seed)
+    params = sim.random_mask_params(rng, defects=defects)
+    image, truth = sim.render_mask_plane(params, mm_per_px=mm_per_px, margin_mm=MARGIN_MM, rng=rng)
+    h, w = image.shape[:2]
+    xs = -MARGIN_MM + np.arange(w) * mm_per_px
+    ys = -MARGIN_MM + np.arange(h) * mm_per_px
+    r, W, H = params.corner_radius_mm, truth.width_mm, truth.height_mm
+    dx = np.maximum(np.maximum(r - xs, xs - (W - r)), 0)[None, :]
+    dy = np.maximum(np.maximum(r - ys, ys - (H - r)), 0)[:, None]
+    inside = ((xs >= 0) & (xs <= W))[None, :] & ((ys >= 0) & (ys <= H))[:, None]
+    body = inside & (dx * dx + dy * dy <= r * r)
+    crop = MaskCrop(image=image, body=body, mm_per_px=mm_per_px, origin_mm=(-MARGIN_MM, -MARGIN_MM),
+                    width_mm=W, height_mm=H)
+    return crop, truth
+
+
+def overlaps(a, b, pad_mm: float = 1.0) -> bool:
+    return (a[0] - pad_mm < b[0] + b[2] and b[0] - pad_mm < a[0] + a[2]
+            and a[1] - pad_mm < b[1] + b[3] and b[1] - pad_mm < a[1] + a[3])
+
+
+def test_good_masks_stitch_length_distance_and_no_findings():
+    errors = []
+    for seed in range(7000, 7010):
+        crop, truth = plane_crop(seed)
+        res = analyze_seam(crop, SPEC)
+        assert res.found, seed
+        errors.append(abs(res.stitch_length_mm - truth.stitch_length_mm))
+        assert abs(res.distance_mm - truth.seam_distance_mm) <= 0.3, (seed, res.distance_mm, truth)
+        assert res.stitch_length_p90_mm >= res.stitch_length_mm
+        assert res.coverage >= 0.9, (seed, res.coverage)
+        assert res.skipped == () and res.open_seams == (), (seed, res)
+    assert max(errors) <= 0.25, errors
+    assert float(np.median(errors)) <= 0.05, errors
+
+
+def test_stitch_length_defect_is_measured():
+    crop, truth = plane_crop(7100, defects=("stitch_length",))
+    res = analyze_seam(crop, SPEC)
+    assert not SPEC.seam.stitch_length_mm.contains(truth.stitch_length_mm)
+    assert abs(res.stitch_length_mm - truth.stitch_length_mm) <= 0.25, (res, truth.stitch_length_mm)
+
+
+def test_finer_crop_scale_measures_the_same():
+    crop, truth = plane_crop(7200, mm_per_px=0.15)
+    res = analyze_seam(crop, SPEC)
+    assert abs(res.stitch_length_mm - truth.stitch_length_mm) <= 0.25
+    assert abs(res.distance_mm - truth.seam_distance_mm) <= 0.3
+
+
+@pytest.mark.parametrize("seed", [7300, 7301, 7302, 7303])
+def test_skipped_stitch_found_where_it_is(seed):
+    crop, truth = plane_crop(seed, defects=("skipped_stitch",))
+    res = analyze_seam(crop, SPEC)
+    want = [d for d in truth.defects if d.code == "skipped_stitch"]
+    found = [*res.skipped, *res.open_seams]
+    assert want and found, res
+    assert any(overlaps(f.box_mm, want[0].box_mm) for f in res.skipped), (res.skipped, want)
+    assert all(f.source == "seam" and 0.5 <= f.probability <= 1.0 for f in found)
+
+
+# ----- full frames through the pipeline (camera, rectification, segmentation) ---------------
+
+@pytest.fixture(scope="module")
+def inspector():
+    from qc_station.calibration import bundled_sim_calibration
+    from qc_station.vision.pipeline import Inspector
+
+    return Inspector(bundled_sim_calibration(), SPEC)
+
+
+@pytest.mark.parametrize(("seed", "code"), [(7400, "open_seam"), (7401, "skipped_stitch"), (7402, None)])
+def test_end_to_end_through_the_pipeline(inspector, seed, code):
+    image, truth = sim.render_case(seed, defects=(code,) if code else ())
+    result, crop = inspector.analyse(image)
+    assert crop is not None, result.reasons
+    res = analyze_seam(crop, SPEC)
+    m = truth.mask
+    assert abs(res.stitch_length_mm - m.stitch_length_mm) <= 0.25
+    assert abs(res.distance_mm - m.seam_distance_mm) <= 0.4
+    findings = [*res.skipped, *res.open_seams]
+    if code is None:
+        assert findings == [], findings
+        return
+    want = next(d for d in m.defects if d.code == code)
+    # the defect is found where it is (as a skipped stitch or an open seam: both fail the mask)
+    assert any(overlaps(f.box_mm, want.box_mm) for f in findings), (findings, want)
+    assert result.verdict == "fail"
+
+
+if __name__ == "__main__":
+    import sys
+    import time
+
+    if "--bench" not in sys.argv:
+        sys.exit("usage: python tests/test_seam_sim.py --bench [FIRST_SEED] [N]")
+    args = [a for a in sys.argv[1:] if a != "--bench"]
+    first, n = (int(args[0]), int(args[1])) if len(args) == 2 else (50_000, 100)
+    from qc_station.calibration import bundled_sim_calibration
+    from qc_station.vision.pipeline import Inspector
+
+    ins = Inspector(bundled_sim_calibration(), SPEC)
+    for defects in ((), ("skipped_stitch",), ("open_seam",)):
+        errs, derrs, cpu, false_f, hit, code_ok, total = [], [], [], 0, 0, 0, 0
+        for seed in range(first, first + n):
+            image, truth = sim.render_case(seed, defects=defects)
+            _, crop = ins.analyse(image)
+            if crop is None:
+                continue
+            total += 1
+            t = time.process_time()
+            res = analyze_seam(crop, SPEC)
+            cpu.append((time.process_time() - t) * 1000)
+            m = truth.mask
+            if res.stitch_length_mm is not None:
+                errs.append(abs(res.stitch_length_mm - m.stitch_length_mm))
+            if res.distance_mm is not None:
+                derrs.append(abs(res.distance_mm - m.seam_distance_mm))
+            found = [*res.skipped, *res.open_seams]
+            if not defects:
+                false_f += bool(found)
+                continue
+            want = next(d for d in m.defects if d.code == defects[0])
+            near = [f for f in found if overlaps(f.box_mm, want.box_mm)]
+            hit += bool(near)
+            code_ok += any(f.code == defects[0] for f in near)
+        name = defects[0] if defects else "good"
+        line = (f"{name:15s} n={total} stitch err P95={np.percentile(errs, 95):.3f} max={max(errs):.3f} mm "
+                f"distance err P95={np.percentile(derrs, 95):.3f} mm cpu median={np.median(cpu):.0f} "
+                f"P95={np.percentile(cpu, 95):.0f} ms")
+        if defects:
+            line += f" found+located={hit}/{total} right code={code_ok}/{total}"
+        else:
+            line += f" masks with a false finding={false_f}/{total}"
+        print(line, flush=True)
