@@ -86,6 +86,12 @@ def test_round_trip_pdf_and_json_belong_together(site, artifacts_dir: Path) -> N
     assert (ok["certificate_id"], ok["lot_id"], ok["decision"]) == (cert_id, "LOT-A", "accepted")
     both = _verify(client, rp.content, rj.content)
     assert both["valid"] and both["checked"] == "pdf+json"
+    again = client.get(f"/api/certificates/{cert_id}.json", headers=co)
+    assert again.content == rj.content and client.get(f"/api/certificates/{cert_id}.pdf").status_code == 401
+    assert client.get(f"/api/certificates/{cert_id}.pdf", headers=co).content == rp.content
+    assert client.get("/api/certificates/QC-20990101-0000000000.json", headers=co).status_code == 404
+    assert client.get("/api/certificates/..%2Fkeys%2Fstation-ed25519.pem", headers=co).status_code in (400, 404)
+    assert client.get("/api/certificates/x.json", headers=co).status_code == 400
 
     # the PDF looks like a report: render page 1 and keep it
     pdf = artifacts_dir / "certificate.pdf"

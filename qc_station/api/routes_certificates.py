@@ -5,6 +5,8 @@
 - ``POST /api/certificates/verify``: upload a certificate JSON, or a PDF together with its
   JSON (multipart fields ``file`` and ``json``), or send one as the raw body; answers valid or
   invalid with every reason, and whether the signing key is one of this station's keys.
+- ``GET /api/certificates/{certificate_id}.pdf`` / ``.json``: an issued certificate again, by id
+  (coordinator), e.g. the JSON of a PDF of a batch that is still growing.
 - ``GET /api/keys``: the station's public key(s), to verify certificates offline.
 - Pages: ``/coordinator`` (batches + downloads + verify form) and ``/verify`` (where the QR
   code of a certificate points; the verify form alone).
@@ -15,7 +17,9 @@ certificate has no station account, and neither reveals anything that is not pri
 
 from __future__ import annotations
 
+import re
 from importlib import resources
+from pathlib import Path
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -26,10 +30,12 @@ from qc_station.api.params import BadRequestError
 from qc_station.api.routes_dashboard import spec_for
 from qc_station.certificates.content import CertificateSettings
 from qc_station.certificates.issue import verify_pdf_bytes
-from qc_station.certificates.service import issue_for_batch, station_keys
+from qc_station.certificates.service import ISSUED_DIR, issue_for_batch, station_keys
 from qc_station.certificates.signing import verify_bytes
+from qc_station.errors import NotFoundError
 
 MAX_UPLOAD = 20 * 1024 * 1024
+CERT_ID = re.compile(r"QC-\d{8}-[0-9A-F]{10}")
 Mode = Annotated[Literal["100%", "iso2859"] | None,
                  Query(description="Acceptance basis (default: the station config's)")]
 Aql = Annotated[float | None, Query(ge=0, le=10, description="ISO 2859-1 AQL (default: the config's)")]
@@ -119,6 +125,21 @@ def build(ctx) -> APIRouter:
         return Response(got.certificate.json_bytes, media_type="application/json", headers={
             "Content-Disposition": f'attachment; filename="{got.certificate.certificate_id}.json"',
             "X-Certificate-Id": got.certificate.certificate_id})
+
+    @router.get("/api/certificates/{certificate_id}.{ext}", response_class=Response,
+                responses={200: {"content": {"application/pdf": {}, "application/json": {}}}})
+    def issued(certificate_id: str, ext: Literal["pdf", "json"], actor=Depends(coordinator)) -> Response:
+        """A certificate this station issued earlier, by id: e.g. the JSON that goes with a PDF
+        (its ``X-Certificate-Id``) while an open batch keeps growing."""
+        if not CERT_ID.fullmatch(certificate_id):
+            raise BadRequestError(f"{certificate_id!r} is not a certificate id (QC-YYYYMMDD-XXXXXXXXXX)")
+        path = Path(data_dir) / ISSUED_DIR / f"{certificate_id}.{ext}"
+        if not path.is_file():
+            raise NotFoundError(f"this station has no issued certificate {certificate_id}")
+        media = "application/pdf" if ext == "pdf" else "application/json"
+        return Response(path.read_bytes(), media_type=media, headers={
+            "Content-Disposition": f'attachment; filename="{certificate_id}.{ext}"',
+            "X-Certificate-Id": certificate_id})
 
     @router.get("/api/keys", response_model=Keys)
     def keys() -> Keys:
