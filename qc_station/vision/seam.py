@@ -142,7 +142,7 @@ def _stitch_length(sides: dict[str, _Side], step: float) -> tuple[float | None, 
             _cands, sc = sp.pitch_scores(acfs, 0.94 * pitch, 1.06 * pitch, max_lag_frac=0.75)
             agree = sc.max(axis=1) >= 0.15
             break
-    refined = np.array([sp.refine_with_harmonics(a, pitch, max_k=3) for a in acfs[agree]])
+    refined = sp.refine_many(acfs[agree], pitch, max_k=3) if agree.any() else np.zeros(0)
     refined = refined[np.abs(refined - pitch) <= 0.1 * pitch] * step
     if not refined.size:
         return pitch * step, pitch * step
@@ -229,6 +229,16 @@ def _edge_disturbed(s: _Side, step: float) -> np.ndarray:
             | (lip > max(EDGE_LINE_FACTOR * float(np.median(lip[use])), EDGE_LINE_MIN)))
 
 
+def _gaps(present: np.ndarray, c_lo: int, c_hi: int, min_px: float) -> list[tuple[int, int]]:
+    """Runs without thread longer than ``min_px`` between two runs with thread, in [c_lo, c_hi)."""
+    out = []
+    for g0, g1 in sp.runs(~present[c_lo:c_hi]):
+        # a gap must be bounded by thread on both sides (at the corners: loops, the turn)
+        if g0 > 0 and g1 < c_hi - c_lo and g1 - g0 > min_px:
+            out.append((g0 + c_lo, g1 + c_lo))
+    return out
+
+
 def analyze_seam(crop: MaskCrop, spec: MaskSpec) -> SeamResult:
     """Track the perimeter top-stitch of ``crop`` and judge it against ``spec.seam``.
 
@@ -274,20 +284,17 @@ def analyze_seam(crop: MaskCrop, spec: MaskSpec) -> SeamResult:
             opened.append(Finding(code="open_seam", source="seam", box_mm=_box(s, c_lo, c_hi, to_edge=True),
                                   probability=_probability(length_mm / spec.seam.open_seam_min_mm)))
             continue
-        present = sp.thread_present(s.track, s.valid)
-        present |= _occluded(s, step, present)
-        present = sp.fill_short_runs(present, round(0.6 * nominal_mm / step))
+        fill = round(0.6 * nominal_mm / step)
+        present = sp.fill_short_runs(sp.thread_present(s.track, s.valid), fill)
+        if _gaps(present, c_lo, c_hi, skip_limit_mm / step):  # only then pay for the finer checks
+            present = sp.fill_short_runs(present | _occluded(s, step, present), fill)
         present_len += int(present[s.valid].sum())
         outline = {"top": 0.0, "bottom": crop.height_mm, "left": 0.0, "right": crop.width_mm}[name]
         distances.append(np.abs(_seam_position_mm(s) - outline)[present & s.valid])
-        disturbed = _edge_disturbed(s, step)
-        for g0, g1 in sp.runs(~present[c_lo:c_hi]):
-            g0, g1 = g0 + c_lo, g1 + c_lo
-            if g0 == c_lo or g1 == c_hi:
-                continue  # a gap must be bounded by thread on both sides (corners: loops, turns)
+        gaps = _gaps(present, c_lo, c_hi, skip_limit_mm / step)
+        disturbed = _edge_disturbed(s, step) if gaps else None
+        for g0, g1 in gaps:
             gap_mm = (g1 - g0) * step
-            if gap_mm <= skip_limit_mm:
-                continue
             separated = float(disturbed[g0:g1].mean()) >= SEPARATED_FRACTION
             long_gap = gap_mm >= LONG_GAP_STITCHES * nominal_mm
             if (gap_mm >= spec.seam.open_seam_min_mm and separated) or long_gap:

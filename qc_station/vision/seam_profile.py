@@ -28,7 +28,8 @@ class Track:
 
 def candidate_rows(resp: np.ndarray, lo: int, hi: int, n: int = 3) -> list[int]:
     """Rows in [lo, hi) where a line runs along most of the strip (peaks of the row-mean response)."""
-    prof = np.median(resp[lo:hi], axis=1) + resp[lo:hi].mean(axis=1)
+    sub = resp[lo:hi, ::4]  # every 4th column is plenty for a row statistic
+    prof = np.median(sub, axis=1) + sub.mean(axis=1)
     peaks = [i for i in range(1, len(prof) - 1) if prof[i] >= prof[i - 1] and prof[i] > prof[i + 1]]
     peaks.sort(key=lambda i: -prof[i])
     return [lo + i for i in peaks[:n]]
@@ -47,21 +48,26 @@ def track_line(resp: np.ndarray, row: int, *, window_px: int, chunk_px: int) -> 
     """Follow the line near ``row`` along the strip; returns the sub-pixel row per column."""
     n_v, n_u = resp.shape
     lo, hi = max(0, row - window_px), min(n_v, row + window_px + 1)
-    centres, rows = [], []
-    for c0 in range(0, n_u, chunk_px):
-        c1 = min(n_u, c0 + chunk_px)
-        if c1 - c0 < chunk_px // 2 and rows:
-            break
-        col = resp[lo:hi, c0:c1].mean(axis=1)
-        i = int(np.argmax(col))
-        rows.append(lo + _subpixel_peak(col, i))
-        centres.append(0.5 * (c0 + c1 - 1))
-    rows_a = np.asarray(rows)
+    starts = np.arange(0, n_u, chunk_px)
+    if len(starts) > 1 and n_u - starts[-1] < chunk_px // 2:
+        starts = starts[:-1]  # a short last chunk joins the one before
+    ends = np.append(starts[1:], n_u)
+    win = resp[lo:hi].astype(np.float64)
+    cols = np.add.reduceat(win, starts, axis=1) / (ends - starts)[None, :]  # (rows, chunks)
+    i = np.argmax(cols, axis=0)
+    k = np.arange(cols.shape[1])
+    a = cols[np.maximum(i - 1, 0), k]
+    b = cols[i, k]
+    c = cols[np.minimum(i + 1, len(cols) - 1), k]
+    den = a - 2 * b + c
+    inner = (i > 0) & (i < len(cols) - 1) & (den < 0)
+    off = np.where(inner, np.clip(0.5 * (a - c) / np.where(den < 0, den, -1.0), -0.5, 0.5), 0.0)
+    rows_a = lo + i + off
+    centres = 0.5 * (starts + ends - 1)
     if len(rows_a) >= 5:  # a chunk dominated by a print or a gap must not pull the track away
         med = running_median(rows_a, 5)
-        bad = np.abs(rows_a - med) > 2.0
-        rows_a = np.where(bad, med, rows_a)
-    return np.interp(np.arange(n_u), np.asarray(centres), rows_a)
+        rows_a = np.where(np.abs(rows_a - med) > 2.0, med, rows_a)
+    return np.interp(np.arange(n_u), centres, rows_a)
 
 
 def sample_along(resp: np.ndarray, v_px: np.ndarray) -> np.ndarray:
@@ -125,19 +131,28 @@ def first_strong_peak(acf: np.ndarray, lo: int, hi: int, *, rel: float = 0.6) ->
 
 def refine_with_harmonics(acf: np.ndarray, lag: float, *, max_k: int = 4) -> float:
     """Least-squares pitch from the ACF peaks near k * lag (k = 1..max_k)."""
-    num, den = 0.0, 0.0
+    return float(refine_many(np.atleast_2d(acf), lag, max_k=max_k)[0])
+
+
+def refine_many(acfs: np.ndarray, lag: float, *, max_k: int = 4) -> np.ndarray:
+    """:func:`refine_with_harmonics` for each row of ``acfs`` (vectorised)."""
+    n_rows, n = acfs.shape
+    num = np.zeros(n_rows)
+    den = np.zeros(n_rows)
+    rows = np.arange(n_rows)
     for k in range(1, max_k + 1):
         c = round(k * lag)
-        if c + 2 >= len(acf):
+        if c + 3 >= n:
             break
-        lo, hi = max(1, c - 2), c + 3
-        i = lo + int(np.argmax(acf[lo:hi]))
-        if not (acf[i] >= acf[i - 1] and acf[i] >= acf[i + 1]) or acf[i] <= 0.05:
-            continue
-        pos = _subpixel_peak(acf, i)
-        num += k * pos
-        den += k * k
-    return num / den if den else lag
+        lo = max(1, c - 2)
+        i = lo + np.argmax(acfs[:, lo:c + 3], axis=1)
+        a, b, cc = acfs[rows, i - 1], acfs[rows, i], acfs[rows, i + 1]
+        ok = (b >= a) & (b >= cc) & (b > 0.05)
+        d2 = a - 2 * b + cc
+        off = np.where(d2 < 0, np.clip(0.5 * (a - cc) / np.where(d2 < 0, d2, -1.0), -0.5, 0.5), 0.0)
+        num += np.where(ok, k * (i + off), 0.0)
+        den += np.where(ok, k * k, 0.0)
+    return np.where(den > 0, num / np.maximum(den, 1e-9), lag)
 
 
 def runs(mask: np.ndarray) -> list[tuple[int, int]]:
@@ -281,10 +296,10 @@ def thread_fraction(img: np.ndarray, v_px: np.ndarray, off_px: int) -> np.ndarra
     fab = 0.5 * (img[above, cols] + img[below, cols])
     fab = cv2.blur(np.ascontiguousarray(fab, np.float32).reshape(1, n_u, 3), (3, 1)).reshape(n_u, 3)
     d = on - fab
-    dvec = np.median(d, axis=0)
+    dvec = np.median(d[::2], axis=0)
     # thread colour, then per column the share of the way from the local fabric to it: a print
     # under the seam changes the fabric's colour, not the share (locally normalised)
-    thread = np.median(fab, axis=0) + dvec
+    thread = np.median(fab[::2], axis=0) + dvec
     span = thread[None, :] - fab
     floor = 0.3 * float(np.sqrt((dvec * dvec).sum()))
     den = np.maximum((span * span).sum(axis=1), floor * floor)
