@@ -90,7 +90,8 @@ def test_round_trip_pdf_and_json_belong_together(site, artifacts_dir: Path) -> N
     assert again.content == rj.content and client.get(f"/api/certificates/{cert_id}.pdf").status_code == 401
     assert client.get(f"/api/certificates/{cert_id}.pdf", headers=co).content == rp.content
     assert client.get("/api/certificates/QC-20990101-0000000000.json", headers=co).status_code == 404
-    assert client.get("/api/certificates/..%2Fkeys%2Fstation-ed25519.pem", headers=co).status_code in (400, 404)
+    sneaky = client.get("/api/certificates/..%2Fkeys%2Fstation-ed25519.pem", headers=co)
+    assert sneaky.status_code in (400, 404) and b"PRIVATE" not in sneaky.content
     assert client.get("/api/certificates/x.json", headers=co).status_code == 400
 
     # the PDF looks like a report: render page 1 and keep it
