@@ -31,15 +31,81 @@ class StationSection(_Section):
     workshop: str = Field("", description="Workshop / site name (goes on batches and certificates)")
 
 
+TriggerMode = Literal["placement", "manual", "every_frame", "conveyor-serial", "conveyor-gpio"]
+CONVEYOR_MODES = ("conveyor-serial", "conveyor-gpio")
+
+
+class SerialTriggerSection(_Section):
+    """``[trigger.serial]``: the conveyor controller (``firmware/``) on USB serial, protocol v1."""
+
+    port: str = Field(min_length=1, description="Serial device; prefer the stable /dev/serial/by-id/... "
+                      "name (it survives re-plugging; /dev/ttyACM0 may come back as ttyACM1)")
+    baud: int = Field(115200, ge=1200, le=4_000_000, description="Baud rate (USB CDC ignores it)")
+    heartbeat_ms: int = Field(200, ge=20, le=5000, description="Heartbeat period; keep it well under "
+                              "the controller's watchdog_ms (1500 by default)")
+    retry_ms: int = Field(150, ge=20, le=5000, description="Resend an unacknowledged message after this")
+    reconnect_min_s: float = Field(0.05, gt=0, le=60, description="First wait before reopening a lost port")
+    reconnect_max_s: float = Field(2.0, gt=0, le=600, description="Upper bound of the doubling wait")
+    belt_speed_pct: int | None = Field(
+        None, ge=1, le=100,
+        description="Start the belt at this speed when the link first comes up, and again after a "
+        "watchdog stop (never after an e-stop); none = the belt is started at the controller",
+    )
+
+
+class GpioTriggerSection(_Section):
+    """``[trigger.gpio]``: a beam-break photo-eye on a Raspberry Pi GPIO pin, read with gpiozero."""
+
+    pin: int | str = Field(description="BCM pin number (17) or a gpiozero pin name (\"GPIO17\", \"BOARD11\")")
+    pull_up: bool = Field(True, description="true for NPN (open-collector) sensors, false for PNP")
+    debounce_ms: float = Field(20.0, ge=0, le=1000, description="Ignore edges closer than this")
+
+
 class TriggerSection(_Section):
-    mode: Literal["placement", "manual", "conveyor", "every_frame"] = Field(
+    """When to inspect; the conveyor modes read their settings from ``serial`` / ``gpio``."""
+
+    mode: TriggerMode = Field(
         "placement",
         description="placement: inspect once per mask placed on the tray (presence + stability); "
-        "manual: only on the API / screen button; conveyor: the controller's trigger line; "
-        "every_frame: every frame the source delivers is one mask (simulator, folder replay)",
+        "manual: only on the API / screen button; conveyor-serial: the conveyor controller's trigger "
+        "events over USB serial, verdicts sent back for its reject flap; conveyor-gpio: a photo-eye "
+        "on a Pi GPIO pin (no reject flap); every_frame: every frame the source delivers is one mask "
+        "(simulator, folder replay)",
     )
     min_interval_s: float = Field(0.0, ge=0, le=3600,
                                   description="Never inspect more often than this (every_frame mode)")
+    max_trigger_age_ms: float = Field(
+        800.0, gt=0, le=60_000,
+        description="conveyor modes: a trigger older than this when the station gets to it (the "
+        "station fell behind) means the mask has left the camera's view: it is not photographed "
+        "and is answered FAIL (rejected)",
+    )
+    serial: SerialTriggerSection | None = None
+    gpio: GpioTriggerSection | None = None
+
+    @field_validator("mode", mode="before")
+    @classmethod
+    def _old_conveyor_mode(cls, v: Any) -> Any:
+        if v == "conveyor":
+            raise ValueError("'conveyor' is now 'conveyor-serial' (the controller on USB, with "
+                             "[trigger.serial]) or 'conveyor-gpio' (a photo-eye on a GPIO pin, "
+                             "with [trigger.gpio])")
+        return v
+
+    @model_validator(mode="after")
+    def verify_mode_has_its_table(self) -> TriggerSection:
+        # A table of another mode may stay in the file (switching back keeps its settings).
+        if self.mode == "conveyor-serial" and self.serial is None:
+            raise ValueError("mode 'conveyor-serial' needs a [trigger.serial] table with at least "
+                             "port = \"...\"")
+        if self.mode == "conveyor-gpio" and self.gpio is None:
+            raise ValueError("mode 'conveyor-gpio' needs a [trigger.gpio] table with at least pin = ...")
+        return self
+
+    @property
+    def conveyor(self) -> bool:
+        """A belt brings the masks: inspect on the controller's / photo-eye's events."""
+        return self.mode in CONVEYOR_MODES
 
 
 class ModelSection(_Section):
@@ -141,8 +207,8 @@ class StationConfig(_Section):
 
     @model_validator(mode="after")
     def verify_trigger_fits_camera(self) -> StationConfig:
-        if self.trigger.mode == "conveyor" and getattr(self.capture, "type", None) == "folder":
-            raise ValueError("trigger.mode 'conveyor' needs a camera, not a folder source")
+        if self.trigger.conveyor and getattr(self.capture, "type", None) == "folder":
+            raise ValueError(f"trigger.mode '{self.trigger.mode}' needs a camera, not a folder source")
         return self
 
     def resolve_paths(self, base: Path) -> StationConfig:

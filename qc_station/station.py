@@ -1,5 +1,10 @@
 """The station runtime: frame source -> trigger -> Inspector -> annotate -> store -> live event.
 
+On a conveyor (``trigger.mode = "conveyor-serial"`` / ``"conveyor-gpio"``) the trigger events
+come from a :class:`~qc_station.station_conveyor.ConveyorBridge`: each one is photographed,
+inspected and, on a serial controller, answered with its verdict as soon as the inspection is
+done (before annotating and storing: the mask is travelling towards the reject flap).
+
 One background thread runs :meth:`Station.run_loop`. Nothing in it may crash the station: a
 camera that fails is a *fault* (shown in ``/api/health`` and on the operator screen) while the
 source reconnects; a pipeline exception is logged and shown; a full disk still stores the
@@ -15,7 +20,7 @@ import time
 from collections import deque
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from pydantic import BaseModel, Field
 
@@ -24,8 +29,12 @@ from qc_station.config import StationConfig
 from qc_station.errors import CameraError, ModelError, StorageError
 from qc_station.results import InspectionResult
 from qc_station.spec import MaskSpec
+from qc_station.station_conveyor import ConveyorBridge
 from qc_station.store import FrameInfo, ImagePolicy, ImagesNotSavedError, InspectionRecord, Store
 from qc_station.store.images import free_mb
+
+if TYPE_CHECKING:
+    from qc_station.capture.triggers import TriggerEvent
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +70,8 @@ class StationHealth(BaseModel):
     calibration: ComponentHealth
     disk: ComponentHealth
     store: ComponentHealth
+    conveyor: ComponentHealth | None = Field(
+        None, description="Conveyor modes: the controller link (or photo-eye); null otherwise")
     last_inspection_at: float | None = None
     inspections_since_start: int = 0
     checked_at: float
@@ -131,6 +142,7 @@ class Station:
         model_status: ModelStatus | None = None,
         events: LiveEvents | None = None,
         min_interval_s: float = 0.0,
+        conveyor: ConveyorBridge | None = None,
     ) -> None:
         self.config = config
         self.store = store
@@ -142,6 +154,9 @@ class Station:
         self.model_status = model_status or ModelStatus(False, message="no defect model")
         self.events = events or LiveEvents()
         self.min_interval_s = min_interval_s
+        self.conveyor = conveyor
+        if conveyor is not None and conveyor.on_change is None:
+            conveyor.on_change = self._publish_health
         self.station_id = config.station.id
         self._manual = threading.Event()
         self._stop = threading.Event()
@@ -162,6 +177,8 @@ class Station:
             return
         self.store.ensure_station(self.station_id, self.config.station.name, self.config.station.workshop)
         self._stop.clear()
+        if self.conveyor is not None:
+            self.conveyor.start()  # opens the port in its own thread: an absent controller is a fault
         self._thread = threading.Thread(target=self.run_loop, name="qc-station-loop", daemon=True)
         self._thread.start()
 
@@ -171,6 +188,8 @@ class Station:
         if self._thread is not None:
             self._thread.join(timeout_s)
             self._thread = None
+        if self.conveyor is not None:
+            self.conveyor.close()
         try:
             self.source.close()
         except Exception:  # closing a broken camera must not stop shutdown
@@ -192,14 +211,31 @@ class Station:
 
         last_fire = 0.0
         manual_only = self.config.trigger.mode == "manual"
-        conveyor = self.config.trigger.mode == "conveyor"
+        conveyor = self.conveyor
+        if conveyor is not None:
+            # Frames are read only on triggers: open the camera now, so the first mask does not wait
+            # for it (picamera2 settles for a second) and a missing camera shows before a mask comes.
+            try:
+                self.source.open()
+            except Exception as exc:  # shown as a fault; reads retry (a ReconnectingSource reopens)
+                self._set_camera_fault(f"{type(exc).__name__}: {exc}" if not isinstance(exc, CameraError)
+                                       else str(exc))
         while not self._stop.is_set():
             self._maybe_retention()
             belt_event = None
-            if conveyor and not self._manual.is_set():
-                # the belt controller says when a mask is under the camera; read only then
-                belt_event = self.trigger.wait(0.5)
+            if conveyor is not None and not self._manual.is_set():
+                # the belt says when a mask is under the camera; read only then
+                try:
+                    belt_event = conveyor.wait(0.5)
+                except Exception as exc:  # a driver bug is a fault, not a crash
+                    log.exception("conveyor trigger failed")
+                    self._pipeline_fault = f"conveyor trigger error: {type(exc).__name__}: {exc}"
+                    self._stop.wait(0.5)
+                    continue
                 if belt_event is None:
+                    continue
+                if conveyor.is_stale(belt_event):  # fell behind: that mask has left the view
+                    conveyor.answer(belt_event, False, "stale")
                     continue
             elif manual_only or self._ended:
                 # nothing to watch between presses: do not read (or render) frames for nothing
@@ -210,26 +246,32 @@ class Station:
                 if wait > 0:
                     self._manual.wait(min(wait, 0.5))
                     continue
+            frame, pause_s = None, 0.0
             try:
                 frame = self.source.read(timeout_s=1.0)
             except FrameTimeout:
-                continue
+                pass
             except EndOfStream:
                 self._ended = True
                 self._manual.clear()
                 self._publish_health()
-                continue
             except CameraError as exc:
                 self._set_camera_fault(str(exc))
-                self._stop.wait(1.0)
-                continue
+                pause_s = 1.0
             except Exception as exc:  # a driver bug is a fault, not a crash
                 log.exception("frame source failed")
                 self._set_camera_fault(f"{type(exc).__name__}: {exc}")
-                self._stop.wait(1.0)
+                pause_s = 1.0
+            if frame is None:
+                if belt_event is not None:  # no picture of that mask: it must not pass
+                    conveyor.answer(belt_event, False, "no_frame")
+                if pause_s:
+                    self._stop.wait(pause_s)
                 continue
             self._set_camera_fault(None)
             if self._stop.is_set():  # stop() also sets the manual event to wake the loop: not a press
+                if belt_event is not None:
+                    conveyor.answer(belt_event, False, "stopping")
                 break
             manual = self._manual.is_set()
             try:
@@ -243,14 +285,28 @@ class Station:
                 continue
             self._manual.clear()
             last_fire = time.monotonic()
-            self.process(frame, trigger="manual" if manual else self.config.trigger.mode)
+            label = self.config.trigger.mode if belt_event is not None or not manual else "manual"
+            self.process(frame, trigger=label, event=belt_event)
 
-    def process(self, frame, trigger: str = "") -> InspectionRecord | None:
-        """Inspect one frame, store it and publish it. Returns the record (None if not stored)."""
+    def process(self, frame, trigger: str = "", event: TriggerEvent | None = None) -> InspectionRecord | None:
+        """Inspect one frame, store it and publish it. Returns the record (None if not stored).
+
+        With a conveyor ``event`` the verdict goes back to the controller as soon as it is known
+        (PASS only for ``pass``; fail, unusable and a crashed inspection are FAIL), and the
+        event's seq and belt position are stored in the frame metadata.
+        """
         t0 = time.perf_counter()
         try:
-            result = self.inspector.inspect(frame.image_bgr, image_name=frame.metadata.get("path"))
+            try:
+                result = self.inspector.inspect(frame.image_bgr, image_name=frame.metadata.get("path"))
+            except Exception:
+                if event is not None and self.conveyor is not None:
+                    self.conveyor.answer(event, False, "pipeline_error")
+                raise
             t_inspected = time.perf_counter()
+            if event is not None and self.conveyor is not None:
+                verdict = str(getattr(result.verdict, "value", result.verdict))
+                self.conveyor.answer(event, verdict == "pass", verdict)
             annotate = getattr(self.inspector, "annotate", None)
             annotated = annotate(frame.image_bgr, result) if annotate is not None else None
         except Exception as exc:
@@ -262,6 +318,10 @@ class Station:
         pipeline_ms = (t_annotated - t0) * 1000
         self._pipeline_fault = None
         meta = frame.metadata_json() if hasattr(frame, "metadata_json") else dict(frame.metadata)
+        if event is not None:
+            meta.update(trigger_seq=event.seq, trigger_origin=event.origin, belt_position=event.belt_position,
+                        trigger_at=event.timestamp,
+                        trigger_to_frame_ms=round((frame.timestamp - event.timestamp) * 1000, 1))
         info = FrameInfo(seq=frame.seq, timestamp=frame.timestamp, source=frame.source, metadata=meta)
         try:
             record = self.store.record_inspection(
@@ -343,13 +403,15 @@ class Station:
             self.station_id, self.running, camera=camera, pipeline=pipeline, model=self.model_status.health(),
             calibration=calibration_health(self.calibration, self.config.calibration_max_age_days),
             disk=disk_health(self.store), store=store, last=self._last_inspection_at, count=self.count,
+            conveyor=self.conveyor.health() if self.conveyor is not None else None,
         )
 
 
 def assemble_health(station_id, running, *, camera, pipeline, model, calibration, disk, store, last=None,
-                    count=0) -> StationHealth:
-    """Overall status: fault if the station cannot inspect or store; degraded for warnings."""
-    if not (camera.ok and pipeline.ok and store.ok and running):
+                    count=0, conveyor: ComponentHealth | None = None) -> StationHealth:
+    """Overall status: fault if the station cannot inspect, store or talk to its conveyor;
+    degraded for warnings."""
+    if not (camera.ok and pipeline.ok and store.ok and running and (conveyor is None or conveyor.ok)):
         status = "fault"
     elif not (model.ok and calibration.ok and disk.ok):
         status = "degraded"
@@ -357,7 +419,7 @@ def assemble_health(station_id, running, *, camera, pipeline, model, calibration
         status = "ok"
     return StationHealth(
         status=status, station_id=station_id, running=running, camera=camera, pipeline=pipeline, model=model,
-        calibration=calibration, disk=disk, store=store, last_inspection_at=last,
+        calibration=calibration, disk=disk, store=store, conveyor=conveyor, last_inspection_at=last,
         inspections_since_start=count, checked_at=time.time(),
     )
 
@@ -401,15 +463,40 @@ def load_parts(config: StationConfig):
 
 
 def make_trigger(config: StationConfig):
-    """The trigger object for ``config.trigger.mode`` (None: every frame / manual only)."""
-    mode = config.trigger.mode
-    if mode in ("every_frame", "manual"):
+    """The frame-watching trigger for ``config.trigger.mode`` (None: every frame / manual only /
+    conveyor, whose events come from :func:`make_conveyor`)."""
+    if config.trigger.mode != "placement":
         return None
     from qc_station.capture import triggers
 
-    if mode == "placement":
-        return triggers.PlacementTrigger()
-    return triggers.ConveyorTrigger()
+    return triggers.PlacementTrigger()
+
+
+def make_conveyor(config: StationConfig) -> ConveyorBridge | None:
+    """The conveyor's trigger source for the conveyor modes (not started: no port opened yet).
+
+    ``conveyor-gpio`` opens the GPIO pin here, so a station off a Pi (no gpiozero) or with a
+    busy pin stops at start with a clear error.
+    """
+    t = config.trigger
+    if t.mode == "conveyor-serial":
+        from qc_station.hardware.link import ConveyorLink
+
+        s = t.serial
+        link = ConveyorLink(
+            s.port, baudrate=s.baud, heartbeat_ms=s.heartbeat_ms, retry_ms=s.retry_ms,
+            reconnect_min_s=s.reconnect_min_s, reconnect_max_s=max(s.reconnect_max_s, s.reconnect_min_s),
+            station_name=config.station.id,
+        )
+        return ConveyorBridge(link=link, belt_speed_pct=s.belt_speed_pct,
+                              max_trigger_age_ms=t.max_trigger_age_ms)
+    if t.mode == "conveyor-gpio":
+        from qc_station.capture.triggers import GpioPhotoEyeTrigger
+
+        g = t.gpio
+        eye = GpioPhotoEyeTrigger(g.pin, pull_up=g.pull_up, bounce_s=g.debounce_ms / 1000)
+        return ConveyorBridge(trigger=eye, max_trigger_age_ms=t.max_trigger_age_ms)
+    return None
 
 
 def build_station(config: StationConfig, store: Store, *, events: LiveEvents | None = None) -> Station:
@@ -423,5 +510,5 @@ def build_station(config: StationConfig, store: Store, *, events: LiveEvents | N
     return Station(
         config=config, store=store, inspector=inspector, source=source, trigger=make_trigger(config),
         spec=spec, calibration=calibration, model_status=status, events=events,
-        min_interval_s=config.trigger.min_interval_s,
+        min_interval_s=config.trigger.min_interval_s, conveyor=make_conveyor(config),
     )

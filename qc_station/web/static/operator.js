@@ -83,7 +83,7 @@ function showHealth(h) {
   const el = $("health");
   el.className = `health-${h.status}`;
   el.textContent = h.status === "ok" ? "OK" : h.status.toUpperCase();
-  const problems = ["camera", "pipeline", "store", "disk", "model", "calibration"]
+  const problems = ["camera", "conveyor", "pipeline", "store", "disk", "model", "calibration"]
     .filter((k) => h[k] && !h[k].ok && h[k].message)
     .map((k) => `${k}: ${h[k].message}`);
   const fault = $("fault");
