@@ -58,7 +58,7 @@ def test_only_coordinators_download(site) -> None:
     assert client.get("/api/batches/999/certificate.pdf", headers=_as(s, "coordinator")).status_code == 404
 
 
-def test_round_trip_pdf_and_json_belong_together(site, artifacts_dir: Path) -> None:
+def test_round_trip_pdf_and_json_belong_together(site, artifacts_dir: Path, tmp_path: Path) -> None:
     s, client = site
     co = _as(s, "coordinator")
     rj = client.get(f"/api/batches/{s.seeded.batch_a}/certificate.json", headers=co)
@@ -103,6 +103,12 @@ def test_round_trip_pdf_and_json_belong_together(site, artifacts_dir: Path) -> N
         img = cv2.imread(str(artifacts_dir / "certificate.png"))
         assert img.shape[0] > img.shape[1] > 500  # A4 portrait
         assert (img < 128).mean() > 0.02  # text, tables, QR: not a blank page
+        # the QR code (top right) leads to this station's verify page for this certificate
+        subprocess.run(["pdftoppm", "-png", "-r", "200", "-f", "1", "-l", "1", "-x", "1100", "-y", "0",
+                        "-W", "554", "-H", "500", "-singlefile", str(pdf), str(tmp_path / "qr")],
+                       check=True, timeout=60)
+        qr = cv2.imread(str(tmp_path / "qr.png"))
+        assert cv2.QRCodeDetector().detectAndDecode(qr)[0] == f"{s.url}/verify?id={cert_id}"
 
 
 def test_one_byte_change_is_detected_by_the_api(site) -> None:
