@@ -30,7 +30,8 @@ class PatchRow:
     found: bool
     pitch_px: float | None
     longest_gap_px: float
-    flagged: bool
+    flagged: bool  # a gap in the thread longer than 2 stitches (what the mask pipeline uses)
+    long_stitch: bool  # needle holes > 1.7 stitches apart (floating stitch heuristic)
 
 
 def evaluate_stitchingnet(folder: Path) -> list[PatchRow]:
@@ -44,7 +45,7 @@ def evaluate_stitchingnet(folder: Path) -> list[PatchRow]:
             res = analyze_stitch_patch(img, mm_per_px=MM_PER_PX)
             pitch = res.stitch_length_mm / MM_PER_PX if res.stitch_length_mm else None
             rows.append(PatchRow(r["image"], r["fabric"], r["class_name"], res.found, pitch,
-                                 res.longest_gap_mm / MM_PER_PX, res.skipped))
+                                 res.longest_gap_mm / MM_PER_PX, res.skipped, res.long_stitch))
     return rows
 
 
@@ -62,6 +63,8 @@ def summary(rows: list[PatchRow]) -> dict[str, float]:
         "pitch_pairs_agree": sum(agree) / max(1, len(pairs)),
         "skip_recall": sum(r.flagged for r in skipped) / max(1, len(skipped)),
         "false_skip_rate": sum(r.flagged for r in normal) / max(1, len(normal)),
+        "long_stitch_recall": sum(r.long_stitch for r in skipped) / max(1, len(skipped)),
+        "long_stitch_false_rate": sum(r.long_stitch for r in normal) / max(1, len(normal)),
     }
 
 
@@ -89,5 +92,5 @@ if __name__ == "__main__":
     for r in rows:
         pitch = f"{r.pitch_px:5.1f}" if r.pitch_px else "  -  "
         print(f"{r.image:28s} {r.label:15s} found={r.found!s:5s} pitch_px={pitch} "
-              f"gap_px={r.longest_gap_px:5.1f} flagged={r.flagged}")
+              f"gap_px={r.longest_gap_px:5.1f} flagged={r.flagged} long_stitch={r.long_stitch}")
     print(summary(rows))

@@ -15,6 +15,7 @@ from qc_station.vision.seam_strip import line_response
 
 PITCH_RANGE_MM = (1.2, 5.0)
 MIN_PERIODICITY = 0.15
+LONG_STITCH_RATIO = 1.7  # needle holes this many stitch lengths apart = a floating (skipped) stitch
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,8 @@ class StitchPatch:
     stitch_length_mm: float | None
     longest_gap_mm: float  # longest stretch without thread between two stretches with thread
     skipped: bool  # longest gap > max_gap_stitches x stitch length
+    longest_stitch_ratio: float = 0.0  # longest distance between needle holes / stitch length
+    long_stitch: bool = False  # a floating stitch (thread present, needle holes missing)
 
 
 def analyze_stitch_patch(image: np.ndarray, *, mm_per_px: float = 0.2, max_gap_stitches: float = 2.0,
@@ -59,8 +62,27 @@ def analyze_stitch_patch(image: np.ndarray, *, mm_per_px: float = 0.2, max_gap_s
     gaps = [(e - s) for s, e in sp.runs(~present) if s > 0 and e < n_u]
     longest = max(gaps, default=0) * step
     limit = max_gap_stitches * nominal_px * step
+    ratio = _longest_stitch(track, ps, pitch_px) if pitch_px else 0.0
     return StitchPatch(found, float(np.median(track.v_px)), float(track.periodicity), stitch_mm, longest,
-                       longest > limit)
+                       longest > limit, ratio, ratio > LONG_STITCH_RATIO)
+
+
+def _longest_stitch(track: sp.Track, ps: sp.PitchSearch, pitch_px: float) -> float:
+    """Longest distance between consecutive needle holes, in stitch lengths.
+
+    On a lockstitch a skipped stitch usually leaves the thread floating over two stitch lengths
+    (no gap in the thread), so the needle holes are what is missing.
+    """
+    d = sp.dips(track.fraction, ps.dip_px)
+    pos = d[d > 0.02]
+    if pos.size < 5:
+        return 0.0
+    thr = 0.5 * float(np.percentile(pos, 90))
+    inner = d[1:-1]
+    holes = np.flatnonzero((inner >= thr) & (inner >= d[:-2]) & (inner >= d[2:])) + 1
+    if len(holes) < 2:
+        return 0.0
+    return float(np.diff(holes).max() / pitch_px)
 
 
 def _mean_acf(track: sp.Track, ps: sp.PitchSearch) -> np.ndarray:
