@@ -304,9 +304,11 @@ class Station:
                     self.conveyor.answer(event, False, "pipeline_error")
                 raise
             t_inspected = time.perf_counter()
+            answered_at = None
             if event is not None and self.conveyor is not None:
                 verdict = str(getattr(result.verdict, "value", result.verdict))
                 self.conveyor.answer(event, verdict == "pass", verdict)
+                answered_at = time.time()
             annotate = getattr(self.inspector, "annotate", None)
             annotated = annotate(frame.image_bgr, result) if annotate is not None else None
         except Exception as exc:
@@ -322,6 +324,8 @@ class Station:
             meta.update(trigger_seq=event.seq, trigger_origin=event.origin, belt_position=event.belt_position,
                         trigger_at=event.timestamp,
                         trigger_to_frame_ms=round((frame.timestamp - event.timestamp) * 1000, 1))
+            if answered_at is not None:
+                meta["trigger_to_verdict_ms"] = round((answered_at - event.timestamp) * 1000, 1)
         info = FrameInfo(seq=frame.seq, timestamp=frame.timestamp, source=frame.source, metadata=meta)
         try:
             record = self.store.record_inspection(

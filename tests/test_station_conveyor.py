@@ -225,7 +225,11 @@ def test_real_pipeline_fail_is_rejected_and_pass_goes_through(tmp_path: Path) ->
         want = truth[Path(rec.image_name).name]
         assert rec.verdict == want, f"{rec.image_name}: pipeline says {rec.verdict}, simulator truth {want}"
         assert (m.outcome == REJECTED) == (want != "pass")
-        assert rec.frame.metadata["trigger_seq"] >= 1 and rec.frame.metadata["belt_position"] is not None
+        meta = rec.frame.metadata
+        assert meta["trigger_seq"] >= 1 and meta["belt_position"] is not None
+        assert 0 < meta["trigger_to_frame_ms"] <= meta["trigger_to_verdict_ms"]
+        print(f"{rec.image_name}: {rec.verdict}, trigger -> frame {meta['trigger_to_frame_ms']} ms, "
+              f"-> verdict sent {meta['trigger_to_verdict_ms']} ms, flap fired: {m.outcome == REJECTED}")
 
 
 def test_conveyor_config_sections_and_errors() -> None:
