@@ -81,6 +81,23 @@ def test_skipped_stitch_found_where_it_is(seed):
     assert all(f.source == "seam" and 0.5 <= f.probability <= 1.0 for f in found)
 
 
+def test_mask_without_seam_is_open_on_every_side():
+    crop, _truth = plane_crop(7500)
+    blank = np.full_like(crop.image, 128)
+    blank[~crop.body] = 30
+    res = analyze_seam(MaskCrop(blank, crop.body, crop.mm_per_px, crop.origin_mm, crop.width_mm,
+                                crop.height_mm), SPEC)
+    assert not res.found and res.stitch_length_mm is None and res.coverage == 0.0
+    assert len(res.open_seams) == 4 and res.skipped == ()
+
+
+def test_coarser_crop_scale_measures_the_same():
+    crop, truth = plane_crop(7201, mm_per_px=0.22)
+    res = analyze_seam(crop, SPEC)
+    assert abs(res.stitch_length_mm - truth.stitch_length_mm) <= 0.25
+    assert abs(res.distance_mm - truth.seam_distance_mm) <= 0.3
+
+
 # ----- full frames through the pipeline (camera, rectification, segmentation) ---------------
 
 @pytest.fixture(scope="module")
