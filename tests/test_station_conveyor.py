@@ -107,8 +107,9 @@ def test_every_fail_unusable_or_crashed_mask_is_rejected_and_no_pass_is(tmp_path
     kinds = ["pass", "fail", "pass", "unusable", "pass", "crash", "fail", "pass"]
     n = 12  # the folder loops: 12 masks see 8 frames, then the first 4 again
     host = _host(n, time_scale=2.5, seed=11).start()
+    # 1.5 s: under the 1.66 s from eye to flap; a loaded machine must not turn this into a staleness test
     station, store = _station(tmp_path, host, FolderSource(_frames(tmp_path, kinds), loop=True),
-                              NamedInspector(), belt_speed_pct=75)
+                              NamedInspector(), belt_speed_pct=75, max_trigger_age_ms=1500)
     try:
         station.start()
         _run_belt(host, station, 30.0)
@@ -343,3 +344,69 @@ def test_documented_conveyor_examples_are_valid() -> None:
     cfg = parse_config(tomllib.loads(head + "\n".join(gpio) + "\n"))
     assert cfg.trigger.mode == "conveyor-gpio" and cfg.trigger.gpio.pin == 17
     assert cfg.trigger.gpio.debounce_ms == 20
+
+
+class RecordingLink:
+    """A ConveyorLink double that records the verdicts (the verdict rules, without timing)."""
+
+    def __init__(self) -> None:
+        import queue
+
+        from qc_station.hardware.reports import LinkStats
+
+        self.port, self.connected, self.faults, self.info, self.stats = "fake", True, set(), None, LinkStats()
+        self.on_fault = self.on_reject = None
+        self.triggers: queue.Queue = queue.Queue()
+        self.sent: list[tuple[int, bool]] = []
+        self.started = self.closed = False
+
+    def start(self):
+        self.started = True
+
+    def close(self):
+        self.closed = True
+
+    def next_trigger(self, timeout_s=None):
+        import queue
+
+        try:
+            return self.triggers.get(timeout=timeout_s)
+        except queue.Empty:
+            return None
+
+    def send_verdict(self, seq: int, passed: bool) -> bool:
+        self.sent.append((seq, passed))
+        return True
+
+
+def test_verdict_rules_stale_and_missing_frames_reject(tmp_path: Path) -> None:
+    from qc_station.capture.triggers import TriggerEvent
+    from qc_station.station_conveyor import ConveyorBridge
+
+    cfg = parse_config({"data_dir": str(tmp_path / "data"),
+                        "trigger": {"mode": "conveyor-serial", "serial": {"port": "fake"}}})
+    store = Store(cfg.data_dir, policy=ImagePolicy(min_free_mb=0))
+    link = RecordingLink()
+    station = Station(config=cfg, store=store, inspector=NamedInspector(), trigger=None, spec=load_spec(None),
+                      source=FolderSource(_frames(tmp_path, ["pass", "fail", "unusable", "crash"])),
+                      conveyor=ConveyorBridge(link=link, max_trigger_age_ms=800))
+    station.start()
+    try:
+        now = time.time()
+        # the station fell behind: this mask has long left the view
+        link.triggers.put(TriggerEvent(seq=7, timestamp=now - 5.0, belt_position=10))
+        for seq in range(8, 13):  # 4 frames in the folder: the 5th trigger finds none
+            link.triggers.put(TriggerEvent(seq=seq, timestamp=time.time(), belt_position=seq * 100))
+        _wait(lambda: len(link.sent) == 6, what="six verdicts")
+    finally:
+        station.stop()
+    assert link.started and link.closed
+    # Only the pass is PASS: stale, fail, unusable, crashed and unphotographed masks are rejected.
+    assert link.sent == [(7, False), (8, True), (9, False), (10, False), (11, False), (12, False)]
+    recs = store.list_inspections().items[::-1]
+    assert [(r.frame.metadata["trigger_seq"], r.verdict) for r in recs] == [(8, "pass"), (9, "fail"),
+                                                                            (10, "unusable")]
+    assert recs[0].frame.metadata["belt_position"] == 800
+    h = station.health().conveyor
+    assert h.details["not_photographed"] == 1 and h.details["verdicts_pass"] == 1
+    assert h.details["verdicts_fail"] == 5 and h.details["triggers"] == 6
