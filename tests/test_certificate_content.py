@@ -56,7 +56,9 @@ def test_counts_statistics_and_plans():
     w = p["dimensions"]["width"]
     assert w["mean_mm"] == pytest.approx(widths.mean(), abs=1e-3)
     sd = widths.std(ddof=1)
-    assert w["cpk"] == pytest.approx(min(185 - widths.mean(), widths.mean() - 175) / (3 * sd), abs=1e-3)
+    assert w["ppk"] == pytest.approx(min(185 - widths.mean(), widths.mean() - 175) / (3 * sd), abs=1e-3)
+    sigma_st = np.abs(np.diff(widths)).mean() / 1.128
+    assert w["cpk"] == pytest.approx(min(185 - widths.mean(), widths.mean() - 175) / (3 * sigma_st), abs=1e-3)
     iso = p["acceptance"]["iso2859"]
     assert iso["per_class"]["major"]["code_letter"] == "G"  # 196 masks, level II
     assert iso["per_class"]["major"]["sample_size"] == 32

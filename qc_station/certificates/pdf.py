@@ -93,13 +93,16 @@ def render_pdf(payload: dict, *, key_id: str, thumbnails: dict[str, str | Path] 
         story.append(_grid(rows, [80 * mm, 25 * mm]))
 
     story.append(Paragraph("Dimensions (mm)", h2))
-    rows = [["", "n", "mean", "sd", "min", "max", "LSL", "USL", "Cp", "Cpk"]]
+    rows = [["", "n", "mean", "sd", "min", "max", "LSL", "USL", "Cpk", "Ppk"]]
     for name in ("width", "height"):
         s = payload["dimensions"][name]
         rows.append([name, s.get("n"), _fmt(s.get("mean_mm")), _fmt(s.get("sd_mm")), _fmt(s.get("min_mm")),
-                     _fmt(s.get("max_mm")), _fmt(s.get("lsl_mm")), _fmt(s.get("usl_mm")), _fmt(s.get("cp")),
-                     _fmt(s.get("cpk"))])
+                     _fmt(s.get("max_mm")), _fmt(s.get("lsl_mm")), _fmt(s.get("usl_mm")), _fmt(s.get("cpk")),
+                     _fmt(s.get("ppk"))])
     story.append(_grid(rows, [18 * mm] + [18 * mm] * 9))
+    story.append(Paragraph("Cpk: short-term capability (sigma from the moving range, as on the control "
+                           "charts). Ppk: overall performance (standard deviation of the batch, drift "
+                           "included).", small))
 
     iso = acc["iso2859"]
     story.append(Paragraph("ISO 2859-1 sampling plan (for comparison with manual sampling)", h2))
