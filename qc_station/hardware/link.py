@@ -90,7 +90,8 @@ class ConveyorLink:
         self.status: ControllerStatus | None = None
         self.counts: ControllerCounts | None = None
         self.faults: set[str] = set()
-        self.rejections: list[RejectReport] = []
+        # The most recent flap rejects, for status pages; bounded so a long shift can't grow it.
+        self.rejections: deque[RejectReport] = deque(maxlen=1024)
         self.triggers: queue.Queue[TriggerEvent] = queue.Queue()
 
         self._lock = threading.RLock()  # state below + writes
