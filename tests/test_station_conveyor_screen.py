@@ -22,6 +22,7 @@ def test_link_fault_shown_on_the_operator_screen(tmp_path: Path, browser, artifa
             page = browser.new_page(viewport={"width": 800, "height": 480})
             page.goto(srv.url + "/")
             page.wait_for_selector("#live.live-on", timeout=20_000)
+            assert "next mask on the belt" in page.inner_text("#reasons")  # not "place on the tray"
             station.start()
             page.wait_for_function("() => document.querySelector('#health').textContent !== 'FAULT'",
                                    timeout=20_000)  # connected (degraded: no calibration in this test)

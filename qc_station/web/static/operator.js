@@ -76,7 +76,11 @@ async function refreshStation() {
   $("open-batch").hidden = !!b;
   $("close-batch").hidden = !b;
   showCounts(station.batch_counts);
-  if (station.last_inspection && station.last_inspection.id > lastId) showInspection(station.last_inspection);
+  if (station.last_inspection && station.last_inspection.id > lastId) {
+    showInspection(station.last_inspection);
+  } else if (lastId === 0 && station.trigger_mode.startsWith("conveyor")) {
+    $("reasons").innerHTML = "<li>Waiting for the next mask on the belt</li>";
+  }
 }
 
 function showHealth(h) {
