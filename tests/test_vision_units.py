@@ -126,6 +126,10 @@ def test_fold_selection_keeps_the_even_comb():
     pos = np.array([24.4, 30.6, 39.6, 46.6, 54.6, 61.0, 69.8])
     depth = np.array([0.098, 0.076, 0.167, 0.078, 0.19, 0.086, 0.182])
     assert [pos[i] for i in select_folds(pos, depth)] == [24.4, 39.6, 54.6, 69.8]
+    # one clear fold with fainter ones evenly either side
+    pos = np.array([16.4, 23.6, 30.6, 47.8, 54.0, 64.2, 74.6])
+    depth = np.array([0.036, 0.033, 0.051, 0.127, 0.033, 0.062, 0.034])
+    assert [pos[i] for i in select_folds(pos, depth)] == [30.6, 47.8, 64.2]
     assert select_folds(np.array([]), np.array([])) == []
 
 

@@ -181,7 +181,7 @@ class Inspector:
             issues.append(issue)
         clock.lap("segment")
 
-        outline, sharpness, clipped_mask = None, 0.0, None
+        outline, sharpness, clipped_mask, contrast = None, 0.0, None, None
         if pose0 is not None and not issues:
             c = view.px_to_tray(np.array(pose0.center_px))
             first = MaskPose((float(c[0]), float(c[1])), pose0.angle_deg,
@@ -192,9 +192,11 @@ class Inspector:
             sharpness = q.edge_sharpness(profiles, CROP_MM_PER_PX)
             on_mask = coarse[pose0.body]  # saturated = every channel clipped (white, not a vivid colour)
             clipped_mask = float((on_mask.min(axis=1) >= 250).mean()) if on_mask.size else 0.0
+            tray = coarse[view.valid & ~fgr.fg]
+            contrast = float(np.linalg.norm(np.median(on_mask, axis=0) - np.median(tray, axis=0)))
             if outline is None:
                 issues.append(q.GateIssue("no_mask", "no clear mask outline found", 0.0, unit="sides"))
-        e_issue = q.exposure_issue(expo, clipped_mask)
+        e_issue = q.exposure_issue(expo, clipped_mask, contrast)
         if e_issue:
             issues.insert(0, e_issue)
         elif outline is not None and (b := q.blur_issue(sharpness)):

@@ -13,9 +13,10 @@ row (median over the row: dots, flowers, stains and lint drop out), then:
 2. Folds are thin valleys of the shading profile: ``depth(y) = min(max above, max below) -
    value(y)`` within :data:`VALLEY_HALF_MM` windows; a plain step (a print edge the regression
    missed, the light falling off) has no depth.
-3. Candidates are valleys deeper than :data:`MIN_DEPTH` (log units, ~5 % darker) and than
+3. Candidates are valleys deeper than :data:`MIN_DEPTH` (log units, ~2 % darker) and than
    :data:`MIN_REL_DEPTH` of the deepest, at least :data:`MIN_SPACING_MM` apart.
-4. Folds are sewn evenly spaced. The strong candidates (:data:`STRONG_REL_DEPTH`) are folds,
+4. Folds are sewn evenly spaced. The strong candidates (:data:`STRONG_REL_DEPTH` of the deepest
+   and at least :data:`STRONG_MIN_DEPTH`, ~5 % darker) are folds,
    except one that breaks their even spacing (a print line that survived step 1); weaker
    candidates count where that spacing puts a fold (a fold whose shadow is fainter).
 
@@ -34,22 +35,28 @@ import numpy as np
 from qc_station.vision.types import MaskCrop
 
 EDGE_MARGIN_MM = 11.0
+#: Smoothing of the row profile (a fold's crease shadow can be only ~0.5 mm wide).
+PROFILE_SIGMA_MM = 0.3
 SIDE_MARGIN_FRACTION = 0.15
 VALLEY_HALF_MM = (1.5, 3.0)
-MIN_DEPTH = 0.05
+MIN_DEPTH = 0.02
+STRONG_MIN_DEPTH = 0.05
 MIN_SPACING_MM = 6.0
 #: Chromaticity spread (90th percentile of the distance to the median) above which the fabric
 #: counts as a print (then normalised per colour).
 PRINT_CHROMA_SPREAD = 0.012
 CHROMA_BIN = 0.025
 #: Candidates: valleys at least this fraction of the deepest one ...
-MIN_REL_DEPTH = 0.25
+MIN_REL_DEPTH = 0.2
 #: ... of which those above this fraction are folds for sure, unless they break the even
 #: spacing of the others (gaps differing by more than MAX_GAP_RATIO); weaker ones count where
 #: the spacing puts a fold (within FOLD_TOL_MM or 12 % of the spacing).
 STRONG_REL_DEPTH = 0.5
 MAX_GAP_RATIO = 1.5
 FOLD_TOL_MM = 2.0
+#: With one strong fold, two fainter valleys evenly either side of it (each at least this
+#: fraction of its depth) are folds too.
+FLANK_REL_DEPTH = 0.35
 
 
 @dataclass(frozen=True)
@@ -83,7 +90,7 @@ def shading_profile(crop: MaskCrop) -> tuple[np.ndarray, np.ndarray]:
         shade = shade - (sums / np.maximum(counts, 1))[key].reshape(shade.shape)
     rows = np.median(shade, axis=1)
     rows = cv2.GaussianBlur(rows.astype(np.float32).reshape(-1, 1), (1, 0), sigmaX=0.01,
-                            sigmaY=0.3 / s).ravel()
+                            sigmaY=PROFILE_SIGMA_MM / s).ravel()
     y = (np.arange(r0, r1) * s) + crop.origin_mm[1]
     return y, rows
 
@@ -110,8 +117,9 @@ def select_folds(pos: np.ndarray, depth: np.ndarray) -> list[int]:
     if len(pos) == 0:
         return []
     top = float(depth.max())
-    strong = [i for i in range(len(pos)) if depth[i] >= STRONG_REL_DEPTH * top]
-    weak = [i for i in range(len(pos)) if depth[i] < STRONG_REL_DEPTH * top]
+    bar = max(STRONG_REL_DEPTH * top, STRONG_MIN_DEPTH)
+    strong = [i for i in range(len(pos)) if depth[i] >= bar]
+    weak = [i for i in range(len(pos)) if depth[i] < bar]
     # drop the strong valleys that break an otherwise even spacing (a print line)
     while len(strong) > 2 and not _regular([pos[i] for i in strong]):
         trials = [[j for j in strong if j != i] for i in strong]
@@ -121,6 +129,15 @@ def select_folds(pos: np.ndarray, depth: np.ndarray) -> list[int]:
         if not ok:
             break
     chosen = sorted(strong, key=lambda i: pos[i])
+    if len(chosen) == 1:  # one clear fold: fainter ones may flank it evenly
+        c = chosen[0]
+        pairs = [(a, b) for a in weak for b in weak
+                 if pos[a] < pos[c] < pos[b] and pos[c] - pos[a] >= MIN_SPACING_MM
+                 and abs((pos[c] - pos[a]) - (pos[b] - pos[c])) <= FOLD_TOL_MM
+                 and min(depth[a], depth[b]) >= FLANK_REL_DEPTH * depth[c]]
+        if pairs:
+            a, b = max(pairs, key=lambda ab: min(depth[ab[0]], depth[ab[1]]))
+            chosen = [a, c, b]
     if len(chosen) < 2:
         return chosen
     step = float(np.median(np.diff([pos[i] for i in chosen])))

@@ -3,12 +3,14 @@
 Thresholds (module constants, chosen for the operating envelope: ~0.2 mm/px, mild defocus
 must pass, motion blur and badly exposed frames must not):
 
-- **exposure** is judged on the whole frame (grey, every 4th pixel): too dark when
-  :data:`DARK_P99_MAX` or less of the range is used by its brightest 1 % (a black tray with a
-  navy mask still has highlights above that), or more than :data:`MAX_CLIPPED_LOW` of the frame
-  is crushed to <= 5; too bright when more than :data:`MAX_CLIPPED_HIGH` of the frame is
-  >= 250, or more than :data:`MAX_CLIPPED_MASK` of the mask area has all three channels >= 250
-  (a light fabric washed out hides its seams; one saturated channel is just a vivid colour).
+- **exposure** is judged on the whole frame (grey, every 4th pixel): too dark when its
+  brightest 1 % are at grey :data:`DARK_P99_MAX` or less (an empty black tray is brighter than
+  that; it is ``no_mask``), or more than :data:`MAX_CLIPPED_LOW` of the frame is crushed to
+  <= 5, or a mask is found but its median colour is within :data:`MIN_MASK_CONTRAST` grey
+  levels of the tray's (a contrasting mask, dimmed until it is not); too bright when more than
+  :data:`MAX_CLIPPED_HIGH` of the frame is >= 250, or more than :data:`MAX_CLIPPED_MASK` of the
+  mask area has all three channels >= 250 (a light fabric washed out hides its seams; one
+  saturated channel is just a vivid colour).
 - **no_mask**: no region of at least :data:`MIN_AREA_FRACTION` of the spec's nominal area.
 - **blur**: the sharpness of the mask's own outline, measured on the profiles across its four
   sides in the rectified crop (:func:`edge_sharpness`): the steepest slope of each profile over
@@ -31,7 +33,9 @@ import numpy as np
 
 from qc_station.vision.outline import EdgeProfiles, peak_slopes
 
-DARK_P99_MAX = 60.0
+DARK_P99_MAX = 18.0
+#: A mask this close to the tray in grey levels (median colours) is in a too dark frame.
+MIN_MASK_CONTRAST = 12.0
 MAX_CLIPPED_LOW = 0.5
 MAX_CLIPPED_HIGH = 0.25
 MAX_CLIPPED_MASK = 0.3
@@ -78,7 +82,8 @@ def exposure_stats(image_bgr: np.ndarray) -> ExposureStats:
     )
 
 
-def exposure_issue(stats: ExposureStats, clipped_on_mask: float | None = None) -> GateIssue | None:
+def exposure_issue(stats: ExposureStats, clipped_on_mask: float | None = None,
+                   mask_contrast: float | None = None) -> GateIssue | None:
     """``exposure`` when the frame is too dark or too bright (see the module docstring)."""
     if stats.p99 <= DARK_P99_MAX:
         return GateIssue("exposure", f"too dark: brightest 1% at grey {stats.p99:.0f} <= {DARK_P99_MAX:.0f}",
@@ -89,6 +94,10 @@ def exposure_issue(stats: ExposureStats, clipped_on_mask: float | None = None) -
     if stats.clipped_high > MAX_CLIPPED_HIGH:
         return GateIssue("exposure", f"too bright: {stats.clipped_high:.0%} of the frame is saturated",
                          stats.clipped_high, upper=MAX_CLIPPED_HIGH, unit="fraction")
+    if mask_contrast is not None and mask_contrast < MIN_MASK_CONTRAST:
+        return GateIssue("exposure", f"too dark: the mask differs from the tray by {mask_contrast:.0f} grey "
+                         f"levels only (< {MIN_MASK_CONTRAST:.0f})", mask_contrast, lower=MIN_MASK_CONTRAST,
+                         unit="grey levels")
     if clipped_on_mask is not None and clipped_on_mask > MAX_CLIPPED_MASK:
         return GateIssue("exposure", f"too bright: {clipped_on_mask:.0%} of the mask is saturated",
                          clipped_on_mask, upper=MAX_CLIPPED_MASK, unit="fraction")
