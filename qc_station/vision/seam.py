@@ -40,6 +40,7 @@ EDGE_CLEAR_MM = 2.0  # keep this far from the perpendicular seam at the corners
 NOTCH_MM = 0.6  # outline this far inside the fitted edge (over a few mm) = the layers are separated
 EDGE_CUE_ALONG_MM = 4.0  # edge cues are averaged along the edge over this length
 OCCLUDED_SHARE = 0.35  # track this close to the thread colour = thread hidden by a print
+BASE_SHARE = 0.5  # fabric this close to the usual fabric beside the seam = base fabric, no print
 SEPARATED_FRACTION = 0.25  # share of a gap with edge cues that makes it an open seam
 EDGE_REF_MM = 30.0  # the edge band's usual look: running median over this length
 EDGE_DEV_FACTOR = 3.0  # edge band this many times more unlike its usual look than typical...
@@ -149,11 +150,13 @@ def _stitch_length(sides: dict[str, _Side], step: float) -> tuple[float | None, 
     return float(np.median(refined)), float(np.percentile(refined, 90))
 
 
-def _occluded(s: _Side, step: float, present: np.ndarray) -> np.ndarray:
-    """Columns where the track shows the thread's own colour: a print of that colour hides it.
+def _hidden(s: _Side, step: float, present: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per column: (track shows the thread's colour, fabric there is the plain base fabric).
 
-    Where the thread is really missing the track shows the fabric; where it runs over a print
-    of its own colour the line detector sees nothing, but the colour there is still the thread's.
+    Where the thread is really missing the track shows the base fabric. Over a print the thread
+    can vanish for the line filter (a print of about its colour): the colour at the track is then
+    the thread's, or at least the fabric around the track is not the base fabric. Only the part of
+    a gap over base fabric is evidence that stitches are missing.
     """
     img = s.strip.image
     n_v, n_u = img.shape[:2]
@@ -161,16 +164,19 @@ def _occluded(s: _Side, step: float, present: np.ndarray) -> np.ndarray:
     r = np.clip(np.round(s.track.v_px).astype(int), 0, n_v - 1)
     off = round(1.2 / step)
     on = img[r, cols]
-    side_a = img[np.clip(r - off, 0, n_v - 1), cols]
-    side_b = img[np.clip(r + off, 0, n_v - 1), cols]
+    beside = 0.5 * (img[np.clip(r - off, 0, n_v - 1), cols] + img[np.clip(r + off, 0, n_v - 1), cols])
     use = present & s.valid
     if use.sum() < 20:
-        return np.zeros(n_u, bool)
+        return np.zeros(n_u, bool), np.ones(n_u, bool)
     thread = np.median(on[use], axis=0)
-    fabric = np.median(np.concatenate([side_a[use], side_b[use]]), axis=0)
-    contrast = float(np.linalg.norm(thread - fabric))
-    on_s = cv2.blur(on.reshape(1, n_u, 3), (5, 1)).reshape(n_u, 3)
-    return np.linalg.norm(on_s - thread[None, :], axis=1) < OCCLUDED_SHARE * contrast
+    fabric = np.median(beside[use], axis=0)
+    contrast = max(float(np.linalg.norm(thread - fabric)), 1e-3)
+
+    def near(x: np.ndarray, ref: np.ndarray, share: float) -> np.ndarray:
+        xs = cv2.blur(np.ascontiguousarray(x, np.float32).reshape(1, n_u, 3), (5, 1)).reshape(n_u, 3)
+        return np.linalg.norm(xs - ref[None, :], axis=1) < share * contrast
+
+    return near(on, thread, OCCLUDED_SHARE), near(beside, fabric, BASE_SHARE)
 
 
 def _image_edge_mm(st: SideStrip, step: float) -> np.ndarray:
@@ -286,15 +292,20 @@ def analyze_seam(crop: MaskCrop, spec: MaskSpec) -> SeamResult:
             continue
         fill = round(0.6 * nominal_mm / step)
         present = sp.fill_short_runs(sp.thread_present(s.track, s.valid), fill)
+        seen = np.ones_like(present)  # where a missing thread would be visible
         if _gaps(present, c_lo, c_hi, skip_limit_mm / step):  # only then pay for the finer checks
-            present = sp.fill_short_runs(present | _occluded(s, step, present), fill)
-        present_len += int(present[s.valid].sum())
+            occluded, base = _hidden(s, step, present)
+            seen = base & ~occluded
+        present_len += int((present | ~seen)[s.valid].sum())
         outline = {"top": 0.0, "bottom": crop.height_mm, "left": 0.0, "right": crop.width_mm}[name]
         distances.append(np.abs(_seam_position_mm(s) - outline)[present & s.valid])
         gaps = _gaps(present, c_lo, c_hi, skip_limit_mm / step)
         disturbed = _edge_disturbed(s, step) if gaps else None
         for g0, g1 in gaps:
             gap_mm = (g1 - g0) * step
+            seen_mm = float(seen[g0:g1].sum()) * step  # the part of the gap where it can be seen
+            if seen_mm <= skip_limit_mm:
+                continue  # mostly over a print: the thread may be there, hidden
             separated = float(disturbed[g0:g1].mean()) >= SEPARATED_FRACTION
             long_gap = gap_mm >= LONG_GAP_STITCHES * nominal_mm
             if (gap_mm >= spec.seam.open_seam_min_mm and separated) or long_gap:
