@@ -1,0 +1,89 @@
+"""The pipeline on independent images (tests/independent: rational + thin-prism camera, mesh-rendered
+masks, own prints and trays), calibrated by the project's own calibration from rendered ChArUco views.
+
+Tolerances are the issue's: width/height within 0.5 mm, pleats and ear loops exact, verdict right.
+Known weaknesses are strict xfails carrying the measured failure: they flip to failures once fixed.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.independent.bench import make_station
+from tests.independent.scene import render
+
+STATION_SEED = 901
+
+
+@pytest.fixture(scope="module")
+def station():
+    import cv2
+
+    cv2.setNumThreads(1)
+    st = make_station(STATION_SEED, views=8)
+    cam, cal = st.camera, st.calibration
+    K = np.asarray(cal.camera_matrix)
+    # the calibration itself must hold on this foreign lens before anything else is judged
+    assert cal.rms_px < 0.3
+    assert abs(K[0, 0] / cam.K[0, 0] - 1) < 0.005 and abs(K[1, 1] / cam.K[1, 1] - 1) < 0.005
+    return st
+
+
+def _inspect(st, case_seed: int, kind: str | None):
+    case = render(st.camera, np.random.default_rng([case_seed, 4711]), kind)
+    return case.truth, st.inspector.inspect(case.image)
+
+
+def _check_geometry(truth, res):
+    m = res.measurements
+    assert m is not None, f"not measured: {res.verdict} {res.reason_codes}"
+    assert abs(m.width_mm - truth.width_mm) <= 0.5, (m.width_mm, truth.width_mm)
+    assert abs(m.height_mm - truth.height_mm) <= 0.5, (m.height_mm, truth.height_mm)
+    assert m.pleats == truth.pleats
+    assert (m.ear_loops_left, m.ear_loops_right) == (truth.loops_left, truth.loops_right)
+
+
+GOOD = [
+    pytest.param(11, id="good-11", marks=pytest.mark.xfail(strict=True, reason=(
+        "striped fabric (stripes 4-14 mm) on a green tray: 7 pleats counted for 3 (print lines taken for "
+        "folds) and two false open_seam findings; width/height right"))),
+    pytest.param(12, id="good-12"),
+    pytest.param(13, id="good-13"),
+]
+
+
+@pytest.mark.parametrize("case_seed", GOOD)
+def test_good_mask_measured_and_passed(station, case_seed):
+    truth, res = _inspect(station, case_seed, None)
+    _check_geometry(truth, res)
+    assert abs(res.measurements.stitch_length_mm - truth.stitch_mm) <= 0.25
+    assert res.verdict == "pass", res.reason_codes
+
+
+DEFECTS = [
+    pytest.param(21, "width", id="width"),
+    pytest.param(22, "pleats", id="pleats", marks=pytest.mark.xfail(strict=True, reason=(
+        "plain fabric, 4 folds, white cord loops on dark grey: 2 pleats counted for 4 (right verdict, wrong "
+        "count) and width 187.15 mm for 183.34 (+3.8 mm, a false width reject)"))),
+    pytest.param(23, "ear_loop", id="ear_loop", marks=pytest.mark.xfail(strict=True, reason=(
+        "dotted fabric on green, one loop missing: loops right, but height 91.15 mm for 91.75 (-0.6 mm)"))),
+    pytest.param(24, "stitch_length", id="stitch_length", marks=pytest.mark.xfail(strict=True, reason=(
+        "plain mid-grey fabric on a light grey tray: width 174.7 mm for 182.0 (-7.3 mm), height 92.96 for "
+        "95.33: the outline takes the real edge (grey = the tray's colour dimmed) for a shadow and fits an "
+        "inner rise; also 2 pleats for 3 and false open_seam"))),
+    pytest.param(25, "skipped_stitch", id="skipped_stitch"),
+]
+
+
+@pytest.mark.parametrize(("case_seed", "code"), DEFECTS)
+def test_defective_mask_failed_for_its_reason(station, case_seed, code):
+    truth, res = _inspect(station, case_seed, code)
+    if code in ("width", "pleats", "ear_loop", "stitch_length"):
+        _check_geometry(truth, res)
+    assert res.verdict == "fail"
+    assert code in res.reason_codes, res.reason_codes
