@@ -38,7 +38,7 @@ DARK_P99_MAX = 18.0
 MIN_MASK_CONTRAST = 12.0
 MAX_CLIPPED_LOW = 0.5
 MAX_CLIPPED_HIGH = 0.25
-MAX_CLIPPED_MASK = 0.3
+MAX_CLIPPED_MASK = 0.6
 MIN_AREA_FRACTION = 0.3
 MIN_SHARPNESS_PER_MM = 0.55
 #: The step height is taken this far either side of the steepest point (not at the profile
