@@ -107,6 +107,24 @@ def western_electric(values: list[float], centre: float, sigma: float, *, name: 
     return alerts
 
 
+def capability(
+    values: list[float], *, lsl: float, usl: float
+) -> tuple[float | None, float | None, float | None]:
+    """Short-term (sigma, Cp, Cpk) of a series in time order; sigma = MR-bar / d2.
+
+    None where there are fewer than two values or no variation.
+    """
+    values = [float(v) for v in values]
+    if len(values) < 2:
+        return None, None, None
+    mr_bar = sum(abs(b - a) for a, b in itertools.pairwise(values)) / (len(values) - 1)
+    sigma = mr_bar / D2
+    if sigma <= 0:
+        return sigma, None, None
+    mean = sum(values) / len(values)
+    return sigma, (usl - lsl) / (6 * sigma), min(usl - mean, mean - lsl) / (3 * sigma)
+
+
 def control_chart(name: str, values: list[float], *, nominal: float, lsl: float, usl: float) -> ControlChart:
     """I-MR chart limits, Cp/Cpk and drift alerts for one dimension, in time order."""
     values = [float(v) for v in values]
@@ -114,13 +132,8 @@ def control_chart(name: str, values: list[float], *, nominal: float, lsl: float,
     if n < 2:
         return ControlChart(name, n, nominal, lsl, usl, mean=values[0] if values else None)
     mean = sum(values) / n
-    mrs = [abs(b - a) for a, b in itertools.pairwise(values)]
-    mr_bar = sum(mrs) / len(mrs)
-    sigma = mr_bar / D2
-    cp = cpk = None
-    if sigma > 0:
-        cp = (usl - lsl) / (6 * sigma)
-        cpk = min(usl - mean, mean - lsl) / (3 * sigma)
+    sigma, cp, cpk = capability(values, lsl=lsl, usl=usl)
+    mr_bar = sigma * D2
     alerts = western_electric(values, nominal, sigma, name=name) if sigma > 0 else []
     return ControlChart(name, n, nominal, lsl, usl, mean=mean, sigma=sigma, ucl=mean + 3 * sigma,
                         lcl=mean - 3 * sigma, mr_bar=mr_bar, mr_ucl=D4 * mr_bar, cp=cp, cpk=cpk,

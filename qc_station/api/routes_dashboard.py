@@ -18,30 +18,26 @@ from pydantic import BaseModel
 from qc_station.api.params import BadRequestError, parse_time
 from qc_station.spec import MaskSpec, load_spec
 from qc_station.store.models import BatchRecord
+from qc_station.store.queries import Counts, HourCounts, Scope, counts_in, hourly_counts
 from qc_station.store.spc_queries import (
     BatchSummary,
     Dimension,
-    HourTally,
     ParetoBar,
     RejectCard,
-    Scope,
     SpcChart,
-    Tally,
     batch_summaries,
-    by_hour,
     export_csv,
     filter_options,
     pareto,
     recent_pass_rate,
     recent_rejects,
     spc_chart,
-    tally,
 )
 
 
 class OpenBatchView(BaseModel):
     batch: BatchRecord
-    counts: Tally
+    counts: Counts
 
 
 class Dashboard(BaseModel):
@@ -49,10 +45,10 @@ class Dashboard(BaseModel):
 
     scope: dict
     spec_name: str
-    overall: Tally
-    now: Tally  # the last 50 judged masks in scope
-    today: Tally  # since local midnight on the station
-    by_hour: list[HourTally]
+    overall: Counts
+    now: Counts  # the last 50 judged masks in scope
+    today: Counts  # since local midnight on the station
+    by_hour: list[HourCounts]
     by_batch: list[BatchSummary]
     pareto: list[ParetoBar]
     rejects: list[RejectCard]
@@ -113,14 +109,14 @@ def build(ctx) -> APIRouter:
         return Dashboard(
             scope={k: v for k, v in scope.__dict__.items() if v is not None},
             spec_name=spec.name,
-            overall=tally(ctx.store, scope),
+            overall=counts_in(ctx.store, scope),
             now=recent_pass_rate(ctx.store, scope),
-            today=tally(ctx.store, today),
-            by_hour=by_hour(ctx.store, scope),
+            today=counts_in(ctx.store, today),
+            by_hour=hourly_counts(ctx.store, scope),
             by_batch=batch_summaries(ctx.store, scope, spec),
             pareto=pareto(ctx.store, scope),
             rejects=recent_rejects(ctx.store, scope),
-            open_batch=OpenBatchView(batch=current, counts=tally(ctx.store, Scope(batch_id=current.id)))
+            open_batch=OpenBatchView(batch=current, counts=counts_in(ctx.store, Scope(batch_id=current.id)))
             if current else None,
             options=filter_options(ctx.store),
         )

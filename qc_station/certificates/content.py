@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from qc_station import __version__
 from qc_station.certificates.aql import single_sampling_plan
-from qc_station.spc import control_chart
+from qc_station.spc import capability
 from qc_station.spec import MaskSpec
 
 SEVERITY_ORDER = ("critical", "major", "minor")
@@ -67,7 +67,7 @@ class InspectionRow(BaseModel):
     thumbnail_path: str | None = None
 
 
-def _stats(values: list[float], lower: float, upper: float, nominal: float) -> dict:
+def _stats(values: list[float], lower: float, upper: float) -> dict:
     """Summary of one dimension over the batch, in inspection order.
 
     Cp/Cpk use the short-term sigma from the moving range (as the dashboard's control
@@ -81,9 +81,9 @@ def _stats(values: list[float], lower: float, upper: float, nominal: float) -> d
            "max_mm": round(max(values), 3), "lsl_mm": lower, "usl_mm": upper,
            "sd_mm": None, "cp": None, "cpk": None, "pp": None, "ppk": None}
     if n >= 2:
-        chart = control_chart("dimension", values, nominal=nominal, lsl=lower, usl=upper)
-        out["cp"] = None if chart.cp is None else round(chart.cp, 3)
-        out["cpk"] = None if chart.cpk is None else round(chart.cpk, 3)
+        _, cp, cpk = capability(values, lsl=lower, usl=upper)
+        out["cp"] = None if cp is None else round(cp, 3)
+        out["cpk"] = None if cpk is None else round(cpk, 3)
         sd = statistics.stdev(values)
         out["sd_mm"] = round(sd, 4)
         if sd > 0:
@@ -206,8 +206,8 @@ def build_payload(
             "pass_rate": round((len(judged) - len(failed)) / len(judged), 4) if judged else None,
         },
         "dimensions": {
-            "width": _stats(widths, d.width_mm.lower, d.width_mm.upper, d.width_mm.nominal),
-            "height": _stats(heights, d.height_mm.lower, d.height_mm.upper, d.height_mm.nominal),
+            "width": _stats(widths, d.width_mm.lower, d.width_mm.upper),
+            "height": _stats(heights, d.height_mm.lower, d.height_mm.upper),
         },
         "acceptance": {"mode": settings.mode, "decision": decision, "basis": basis,
                        "iso2859": sampling},

@@ -7,6 +7,8 @@ return typed rows, ready for the API (and the supervisor dashboard built on top 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from pydantic import BaseModel, ConfigDict
 
 from qc_station.results import PLAIN_WORDS
@@ -52,39 +54,79 @@ class Stats(BaseModel):
     by_reason: list[ReasonCount]
 
 
-_COUNT_COLS = (
-    "COUNT(*) AS total, "
+COUNT_COLS = (
+    "COUNT(i.id) AS total, "
     "COALESCE(SUM(i.verdict = 'pass'), 0) AS passed, "
     "COALESCE(SUM(i.verdict = 'fail'), 0) AS failed, "
     "COALESCE(SUM(i.verdict = 'unusable'), 0) AS unusable"
 )
 
 
-def _rate(passed: int, failed: int) -> float | None:
+def pass_rate(passed: int, failed: int) -> float | None:
+    """passed / (passed + failed), rounded; None when nothing was judged."""
     return round(passed / (passed + failed), 4) if passed + failed else None
 
 
+@dataclass(frozen=True)
+class Scope:
+    """Which inspections a query covers (None = no restriction). Times: Unix seconds.
+
+    The operator is the batch's operator (inspections are filed under batches).
+    """
+
+    batch_id: int | None = None
+    station_id: str | None = None
+    operator: str | None = None
+    since: float | None = None
+    until: float | None = None
+
+    def where(self, alias: str = "i") -> tuple[str, list]:
+        """SQL condition on the inspections table (aliased ``alias``) and its parameters."""
+        cond, params = ["1"], []
+        for col, val in (("batch_id", self.batch_id), ("station_id", self.station_id)):
+            if val is not None:
+                cond.append(f"{alias}.{col} = ?")
+                params.append(val)
+        if self.operator is not None:
+            cond.append(f"{alias}.batch_id IN (SELECT id FROM batches WHERE operator = ?)")
+            params.append(self.operator)
+        if self.since is not None:
+            cond.append(f"{alias}.ts_epoch >= ?")
+            params.append(self.since)
+        if self.until is not None:
+            cond.append(f"{alias}.ts_epoch < ?")
+            params.append(self.until)
+        return " AND ".join(cond), params
+
+    def narrowed(self, **kw) -> Scope:
+        """A copy with some fields replaced."""
+        return Scope(**{**self.__dict__, **kw})
+
+
 def _scope(station_id: str | None, batch_id: int | None, since: float | None, until: float | None):
-    where, params = ["1"], []
-    if station_id is not None:
-        where.append("i.station_id = ?")
-        params.append(station_id)
-    if batch_id is not None:
-        where.append("i.batch_id = ?")
-        params.append(batch_id)
-    if since is not None:
-        where.append("i.ts_epoch >= ?")
-        params.append(since)
-    if until is not None:
-        where.append("i.ts_epoch < ?")
-        params.append(until)
-    return " AND ".join(where), params
+    return Scope(batch_id=batch_id, station_id=station_id, since=since, until=until).where()
+
+
+def counts_in(store: Store, scope: Scope) -> Counts:
+    """Counts and pass rate of the inspections in ``scope``."""
+    cond, params = scope.where()
+    r = store.query(f"SELECT {COUNT_COLS} FROM inspections i WHERE {cond}", params)[0]
+    return Counts(**dict(r), pass_rate=pass_rate(r["passed"], r["failed"]))
+
+
+def hourly_counts(store: Store, scope: Scope) -> list[HourCounts]:
+    """Per UTC hour, oldest first (hours without inspections are left out)."""
+    cond, params = scope.where()
+    rows = store.query(
+        f"SELECT strftime('%Y-%m-%dT%H:00Z', i.ts_epoch, 'unixepoch') AS hour, {COUNT_COLS} "
+        f"FROM inspections i WHERE {cond} GROUP BY hour ORDER BY hour",
+        params,
+    )
+    return [HourCounts(**dict(r), pass_rate=pass_rate(r["passed"], r["failed"])) for r in rows]
 
 
 def overall_counts(store: Store, *, station_id=None, batch_id=None, since=None, until=None) -> Counts:
-    cond, params = _scope(station_id, batch_id, since, until)
-    r = store.query(f"SELECT {_COUNT_COLS} FROM inspections i WHERE {cond}", params)[0]
-    return Counts(**dict(r), pass_rate=_rate(r["passed"], r["failed"]))
+    return counts_in(store, Scope(batch_id=batch_id, station_id=station_id, since=since, until=until))
 
 
 def counts_by_batch(
@@ -101,25 +143,19 @@ def counts_by_batch(
         bparams.append(batch_id)
     rows = store.query(
         f"SELECT b.id AS batch_id, b.lot_id, b.opened_at, b.closed_at, "
-        f"{_COUNT_COLS.replace('COUNT(*)', 'COUNT(i.id)')} "
+        f"{COUNT_COLS} "
         f"FROM batches b LEFT JOIN inspections i ON i.batch_id = b.id AND {cond} "
         f"WHERE {' AND '.join(bcond)} GROUP BY b.id ORDER BY b.id DESC LIMIT ?",
         [*params, *bparams, limit],
     )
-    return [BatchCounts(**dict(r), pass_rate=_rate(r["passed"], r["failed"])) for r in rows]
+    return [BatchCounts(**dict(r), pass_rate=pass_rate(r["passed"], r["failed"])) for r in rows]
 
 
 def counts_by_hour(
     store: Store, *, station_id=None, batch_id=None, since=None, until=None
 ) -> list[HourCounts]:
     """Per UTC hour, oldest first (hours without inspections are left out)."""
-    cond, params = _scope(station_id, batch_id, since, until)
-    rows = store.query(
-        f"SELECT strftime('%Y-%m-%dT%H:00Z', i.ts_epoch, 'unixepoch') AS hour, {_COUNT_COLS} "
-        f"FROM inspections i WHERE {cond} GROUP BY hour ORDER BY hour",
-        params,
-    )
-    return [HourCounts(**dict(r), pass_rate=_rate(r["passed"], r["failed"])) for r in rows]
+    return hourly_counts(store, Scope(batch_id=batch_id, station_id=station_id, since=since, until=until))
 
 
 def counts_by_reason(

@@ -11,70 +11,31 @@ from __future__ import annotations
 
 import csv
 import io
-import itertools
 import json
-from dataclasses import dataclass
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
 from qc_station.results import PLAIN_WORDS
-from qc_station.spc import D2, control_chart
+from qc_station.spc import capability, control_chart
 from qc_station.spec import MaskSpec
 from qc_station.store.db import Store
+from qc_station.store.queries import (
+    COUNT_COLS,
+    Counts,
+    Scope,
+    pass_rate,
+)
 
 Dimension = Literal["width", "height"]
 MAX_POINTS = 5000
-
-
-@dataclass(frozen=True)
-class Scope:
-    """Which inspections a dashboard view covers (None = no restriction). Times: Unix seconds."""
-
-    batch_id: int | None = None
-    station_id: str | None = None
-    operator: str | None = None
-    since: float | None = None
-    until: float | None = None
-
-    def where(self, alias: str = "i") -> tuple[str, list]:
-        cond, params = ["1"], []
-        for col, val in (("batch_id", self.batch_id), ("station_id", self.station_id)):
-            if val is not None:
-                cond.append(f"{alias}.{col} = ?")
-                params.append(val)
-        if self.operator is not None:
-            cond.append(f"{alias}.batch_id IN (SELECT id FROM batches WHERE operator = ?)")
-            params.append(self.operator)
-        if self.since is not None:
-            cond.append(f"{alias}.ts_epoch >= ?")
-            params.append(self.since)
-        if self.until is not None:
-            cond.append(f"{alias}.ts_epoch < ?")
-            params.append(self.until)
-        return " AND ".join(cond), params
-
-    def narrowed(self, **kw) -> Scope:
-        return Scope(**{**self.__dict__, **kw})
 
 
 class _Model(BaseModel):
     model_config = ConfigDict(frozen=True)
 
 
-class Tally(_Model):
-    total: int = 0
-    passed: int = 0
-    failed: int = 0
-    unusable: int = 0
-    pass_rate: float | None = None
-
-
-class HourTally(Tally):
-    hour: str  # UTC hour start, 2026-11-28T14:00Z
-
-
-class BatchSummary(Tally):
+class BatchSummary(Counts):
     batch_id: int
     lot_id: str
     station_id: str
@@ -142,41 +103,15 @@ class SpcChart(_Model):
     alerts: list[ChartAlert]
 
 
-_TALLY = (
-    "COUNT(i.id) AS total, COALESCE(SUM(i.verdict = 'pass'), 0) AS passed, "
-    "COALESCE(SUM(i.verdict = 'fail'), 0) AS failed, COALESCE(SUM(i.verdict = 'unusable'), 0) AS unusable"
-)
-
-
-def _rate(passed: int, failed: int) -> float | None:
-    return round(passed / (passed + failed), 4) if passed + failed else None
-
-
-def tally(store: Store, scope: Scope) -> Tally:
-    cond, params = scope.where()
-    r = store.query(f"SELECT {_TALLY} FROM inspections i WHERE {cond}", params)[0]
-    return Tally(**dict(r), pass_rate=_rate(r["passed"], r["failed"]))
-
-
-def recent_pass_rate(store: Store, scope: Scope, last: int = 50) -> Tally:
+def recent_pass_rate(store: Store, scope: Scope, last: int = 50) -> Counts:
     """Pass rate of the last ``last`` judged masks in scope (the "now" figure)."""
     cond, params = scope.where()
     r = store.query(
-        f"SELECT {_TALLY} FROM (SELECT * FROM inspections i WHERE {cond} AND i.verdict != 'unusable' "
+        f"SELECT {COUNT_COLS} FROM (SELECT * FROM inspections i WHERE {cond} AND i.verdict != 'unusable' "
         "ORDER BY i.id DESC LIMIT ?) i",
         [*params, last],
     )[0]
-    return Tally(**dict(r), pass_rate=_rate(r["passed"], r["failed"]))
-
-
-def by_hour(store: Store, scope: Scope) -> list[HourTally]:
-    cond, params = scope.where()
-    rows = store.query(
-        f"SELECT strftime('%Y-%m-%dT%H:00Z', i.ts_epoch, 'unixepoch') AS hour, {_TALLY} "
-        f"FROM inspections i WHERE {cond} GROUP BY hour ORDER BY hour",
-        params,
-    )
-    return [HourTally(**dict(r), pass_rate=_rate(r["passed"], r["failed"])) for r in rows]
+    return Counts(**dict(r), pass_rate=pass_rate(r["passed"], r["failed"]))
 
 
 def pareto(store: Store, scope: Scope) -> list[ParetoBar]:
@@ -235,22 +170,17 @@ def spc_chart(store: Store, scope: Scope, dimension: Dimension, spec: MaskSpec,
 
 
 def _capability(values: list[float], lsl: float, usl: float) -> tuple[float | None, float | None]:
-    """Cp, Cpk with the I-MR short-term sigma (MR-bar / d2), as on the control charts."""
-    if len(values) < 2:
-        return None, None
-    mr_bar = sum(abs(b - a) for a, b in itertools.pairwise(values)) / (len(values) - 1)
-    sigma = mr_bar / D2
-    if sigma <= 0:
-        return None, None
-    mean = sum(values) / len(values)
-    return round((usl - lsl) / (6 * sigma), 4), round(min(usl - mean, mean - lsl) / (3 * sigma), 4)
+    """Cp, Cpk with the I-MR short-term sigma, as on the control charts."""
+    _, cp, cpk = capability(values, lsl=lsl, usl=usl)
+    return (None if cp is None else round(cp, 4)), (None if cpk is None else round(cpk, 4))
 
 
 def batch_summaries(store: Store, scope: Scope, spec: MaskSpec, limit: int = 50) -> list[BatchSummary]:
     """Per batch with inspections in scope (newest first): counts, pass rate, Cp/Cpk (I-MR sigma)."""
     cond, params = scope.where()
     rows = store.query(
-        f"SELECT b.id AS batch_id, b.lot_id, b.station_id, b.operator, b.opened_at, b.closed_at, {_TALLY} "
+        "SELECT b.id AS batch_id, b.lot_id, b.station_id, b.operator, b.opened_at, b.closed_at, "
+        f"{COUNT_COLS} "
         f"FROM inspections i JOIN batches b ON b.id = i.batch_id WHERE {cond} "
         "GROUP BY b.id ORDER BY b.id DESC LIMIT ?",
         [*params, limit],
@@ -272,7 +202,7 @@ def batch_summaries(store: Store, scope: Scope, spec: MaskSpec, limit: int = 50)
         cp_w, cpk_w = _capability([p[0] for p in pts], w.lower, w.upper)
         cp_h, cpk_h = _capability([p[1] for p in pts], h.lower, h.upper)
         out.append(BatchSummary(**dict(r), cp_width=cp_w, cpk_width=cpk_w, cp_height=cp_h, cpk_height=cpk_h,
-                                pass_rate=_rate(r["passed"], r["failed"])))
+                                pass_rate=pass_rate(r["passed"], r["failed"])))
     return out
 
 
