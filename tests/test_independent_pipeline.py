@@ -19,6 +19,8 @@ from tests.independent.scene import render
 
 STATION_SEED = 901
 
+pytestmark = pytest.mark.slow  # ~30 s of CPU: 8 board photos, one calibration, 8 rendered masks
+
 
 @pytest.fixture(scope="module")
 def station():
