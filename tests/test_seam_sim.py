@@ -158,11 +158,15 @@ if __name__ == "__main__":
             found = [*res.skipped, *res.open_seams]
             if not defects:
                 false_f += bool(found)
+                if found:
+                    print(f"  false finding seed {seed}: {[(f.code, f.box_mm) for f in found]}", flush=True)
                 continue
             want = next(d for d in m.defects if d.code == defects[0])
             near = [f for f in found if overlaps(f.box_mm, want.box_mm)]
             hit += bool(near)
             code_ok += any(f.code == defects[0] for f in near)
+            if not near:
+                print(f"  missed seed {seed}: {want.code} at {want.box_mm}", flush=True)
         name = defects[0] if defects else "good"
         line = (f"{name:15s} n={total} stitch err P95={np.percentile(errs, 95):.3f} max={max(errs):.3f} mm "
                 f"distance err P95={np.percentile(derrs, 95):.3f} mm cpu median={np.median(cpu):.0f} "

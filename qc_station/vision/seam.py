@@ -40,7 +40,7 @@ EDGE_CLEAR_MM = 2.0  # keep this far from the perpendicular seam at the corners
 NOTCH_MM = 0.6  # outline this far inside the fitted edge (over a few mm) = the layers are separated
 EDGE_CUE_ALONG_MM = 4.0  # edge cues are averaged along the edge over this length
 OCCLUDED_SHARE = 0.35  # track this close to the thread colour = thread hidden by a print
-BASE_SHARE = 0.5  # fabric this close to the usual fabric beside the seam = base fabric, no print
+VISIBLE_SHARE = 0.5  # fabric beside the track this unlike the thread = a thread there would show
 SEPARATED_FRACTION = 0.25  # share of a gap with edge cues that makes it an open seam
 EDGE_REF_MM = 30.0  # the edge band's usual look: running median over this length
 EDGE_DEV_FACTOR = 3.0  # edge band this many times more unlike its usual look than typical...
@@ -151,12 +151,12 @@ def _stitch_length(sides: dict[str, _Side], step: float) -> tuple[float | None, 
 
 
 def _hidden(s: _Side, step: float, present: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per column: (track shows the thread's colour, fabric there is the plain base fabric).
+    """Per column: (track shows the thread's colour, a thread there would be visible).
 
-    Where the thread is really missing the track shows the base fabric. Over a print the thread
-    can vanish for the line filter (a print of about its colour): the colour at the track is then
-    the thread's, or at least the fabric around the track is not the base fabric. Only the part of
-    a gap over base fabric is evidence that stitches are missing.
+    Over a print of about the thread's colour the thread vanishes for the line filter: the colour
+    at the track is then the thread's, and the fabric beside it is close to the thread's colour.
+    Only the part of a gap where the fabric beside the track clearly differs from the thread (and
+    the track does not show the thread's colour) is evidence that stitches are missing.
     """
     img = s.strip.image
     n_v, n_u = img.shape[:2]
@@ -176,7 +176,8 @@ def _hidden(s: _Side, step: float, present: np.ndarray) -> tuple[np.ndarray, np.
         xs = cv2.blur(np.ascontiguousarray(x, np.float32).reshape(1, n_u, 3), (5, 1)).reshape(n_u, 3)
         return np.linalg.norm(xs - ref[None, :], axis=1) < share * contrast
 
-    return near(on, thread, OCCLUDED_SHARE), near(beside, fabric, BASE_SHARE)
+    # a missing thread is visible where the fabric beside the track differs from the thread
+    return near(on, thread, OCCLUDED_SHARE), ~near(beside, thread, VISIBLE_SHARE)
 
 
 def _image_edge_mm(st: SideStrip, step: float) -> np.ndarray:
@@ -294,8 +295,8 @@ def analyze_seam(crop: MaskCrop, spec: MaskSpec) -> SeamResult:
         present = sp.fill_short_runs(sp.thread_present(s.track, s.valid), fill)
         seen = np.ones_like(present)  # where a missing thread would be visible
         if _gaps(present, c_lo, c_hi, skip_limit_mm / step):  # only then pay for the finer checks
-            occluded, base = _hidden(s, step, present)
-            seen = base & ~occluded
+            occluded, visible = _hidden(s, step, present)
+            seen = visible & ~occluded
         present_len += int((present | ~seen)[s.valid].sum())
         outline = {"top": 0.0, "bottom": crop.height_mm, "left": 0.0, "right": crop.width_mm}[name]
         distances.append(np.abs(_seam_position_mm(s) - outline)[present & s.valid])
