@@ -54,8 +54,8 @@ MIN_REL_DEPTH = 0.2
 STRONG_REL_DEPTH = 0.5
 MAX_GAP_RATIO = 1.5
 FOLD_TOL_MM = 2.0
-#: With one strong fold, two fainter valleys evenly either side of it (each at least this
-#: fraction of its depth) are folds too.
+#: With one strong fold, two fainter valleys evenly spaced with it (either side or on one side,
+#: each at least this fraction of its depth) are folds too.
 FLANK_REL_DEPTH = 0.35
 
 
@@ -131,13 +131,13 @@ def select_folds(pos: np.ndarray, depth: np.ndarray) -> list[int]:
     chosen = sorted(strong, key=lambda i: pos[i])
     if len(chosen) == 1:  # one clear fold: fainter ones may flank it evenly
         c = chosen[0]
-        pairs = [(a, b) for a in weak for b in weak
-                 if pos[a] < pos[c] < pos[b] and pos[c] - pos[a] >= MIN_SPACING_MM
-                 and abs((pos[c] - pos[a]) - (pos[b] - pos[c])) <= FOLD_TOL_MM
-                 and min(depth[a], depth[b]) >= FLANK_REL_DEPTH * depth[c]]
-        if pairs:
-            a, b = max(pairs, key=lambda ab: min(depth[ab[0]], depth[ab[1]]))
-            chosen = [a, c, b]
+        # two fainter valleys evenly spaced with it: either side, or both on one side
+        trios = [sorted((a, b, c), key=lambda k: pos[k]) for a, b in itertools.combinations(weak, 2)
+                 if min(depth[a], depth[b]) >= FLANK_REL_DEPTH * depth[c]]
+        trios = [t for t in trios if pos[t[1]] - pos[t[0]] >= MIN_SPACING_MM
+                 and abs((pos[t[1]] - pos[t[0]]) - (pos[t[2]] - pos[t[1]])) <= FOLD_TOL_MM]
+        if trios:
+            chosen = max(trios, key=lambda t: min(depth[k] for k in t))
     if len(chosen) < 2:
         return chosen
     step = float(np.median(np.diff([pos[i] for i in chosen])))
