@@ -51,6 +51,7 @@ EDGE_LINE_MIN = 12.0
 LONG_GAP_STITCHES = 8.0  # a gap this long (in stitches) is an open seam even without a notch
 MIN_LINE_LEVEL = 6.0  # grey levels of line response a thread must reach
 MIN_PERIODICITY = 0.25  # fraction of 16 mm windows agreeing on one stitch pitch
+CLEAR_PERIODICITY = 0.6  # ...this many: a faint line is still the seam
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,9 @@ def _analyse_side(crop: MaskCrop, spec: MaskSpec, side: str, step: float) -> _Si
         n_u = resp.shape[1]
         best = sp.Track(np.full(n_u, (lo + hi) / 2), np.zeros(n_u, np.float32), 1.0, 0.0, None, np.ones(n_u))
     strength = float(np.median(best.profile))
-    found = strength >= max(3.0 * best.background, MIN_LINE_LEVEL)
+    # a thread line: clearly above the fabric's response, or weak but with a clear stitch pitch
+    found = strength >= 3.0 * best.background and (
+        strength >= MIN_LINE_LEVEL or best.periodicity >= CLEAR_PERIODICITY)
     periodic = found and best.periodicity >= MIN_PERIODICITY
     return _Side(strip, resp, best, found, periodic, np.ones(resp.shape[1], bool))
 
