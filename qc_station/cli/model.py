@@ -40,6 +40,11 @@ def register(subparsers) -> None:
     t.add_argument("--epochs", type=int, default=None, help="epochs (default 14)")
     t.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     t.add_argument("--exclude", nargs="*", default=(), help="defect codes left out (anomaly experiment)")
+    t.add_argument("--init", default=None, help="start from these weights (defects_net.pt): fine-tuning")
+    t.add_argument("--lr", type=float, default=None, help="peak learning rate (default 3e-3)")
+    t.add_argument("--pos-weight", type=float, default=None, help="BCE weight of positive cells (default 3)")
+    t.add_argument("--center-margin", type=int, default=None,
+                   help="loss only on cells this far from the patch edge (default 1; 0 = all cells)")
     t.add_argument("--version", default="1.0.0", help="model version written into the metadata")
     t.add_argument("--cache", type=Path, default=None,
                    help="keep the rendered patch bank here and reuse it when identical (iterating)")
@@ -90,6 +95,14 @@ def _train(args) -> int:
         cfg.n_masks = args.masks
     if args.epochs:
         cfg.epochs = args.epochs
+    if args.init:
+        cfg.init_weights = args.init
+    if args.lr:
+        cfg.lr = args.lr
+    if args.pos_weight:
+        cfg.pos_weight = args.pos_weight
+    if args.center_margin is not None:
+        cfg.center_margin_cells = args.center_margin
     log = build(args.out, cfg, args.version, echo=functools.partial(print, flush=True),
                 cache_dir=args.cache)
     print(f"trained in {log['train_s']:.0f} s; wrote {args.out / 'defects.onnx'} (int8) and "
@@ -171,8 +184,9 @@ def _info(args) -> int:
     print(f"sha256     {m.sha256}")
     print(f"version    {m.version}")
     print(f"classes    {', '.join(m.classes)}")
-    print(f"anomaly threshold {m.anomaly_threshold:.4f}; probability threshold {m.probability_threshold}")
+    print(f"anomaly threshold {m.anomaly_threshold:.4f}; probability thresholds {m.probability_thresholds}")
     for k, v in sorted(m.metadata.items()):
-        if k not in ("version", "classes", "anomaly_threshold", "probability_threshold"):
+        if k not in ("version", "classes", "anomaly_threshold", "probability_threshold",
+                     "probability_thresholds"):
             print(f"  {k}: {v}")
     return 0

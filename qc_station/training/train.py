@@ -34,6 +34,10 @@ class TrainConfig:
     lr: float = 3e-3
     pos_weight: float = 3.0
     threads: int = 2
+    # Loss only on cells at least this many cells from the patch edge: edge cells see the zero
+    # padding of a small patch, which never happens inside a full crop at run time.
+    center_margin_cells: int = 1
+    init_weights: str | None = None  # continue from saved weights (fine-tuning stage)
     exclude: tuple[str, ...] = ()  # defect kinds left out (anomaly experiment)
     log: list[str] = field(default_factory=list)
 
@@ -101,6 +105,9 @@ def train(cfg: TrainConfig, echo=print, cache_dir: Path | None = None) -> Defect
     echo(f"patch bank: {len(images)} patches of {cfg.patch_px} px, positives per class "
          f"{[int(labels[:, c].any(axis=(1, 2)).sum()) for c in range(len(CLASSES))]}")
     net = build_net(cfg.seed)
+    if cfg.init_weights:
+        net.load_state_dict(torch.load(cfg.init_weights, map_location="cpu"))
+        echo(f"starting from {cfg.init_weights}")
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=1e-4)
     steps_per_epoch = min(len(images), cfg.patches_per_epoch) // cfg.batch
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, cfg.lr, total_steps=cfg.epochs * steps_per_epoch)
@@ -123,6 +130,11 @@ def train(cfg: TrainConfig, echo=print, cache_dir: Path | None = None) -> Defect
             x = torch.from_numpy(np.stack(xs).astype(np.float32) / 255.0)
             t = torch.from_numpy(np.stack(ts))
             w = torch.from_numpy(np.stack(ws))
+            if cfg.center_margin_cells:
+                m = cfg.center_margin_cells
+                keep = torch.zeros_like(w)
+                keep[:, :, m:-m, m:-m] = 1
+                w = w * keep
             logits, _ = net(x)
             loss = (bce(logits, t) * w).sum() / w.sum()
             opt.zero_grad()

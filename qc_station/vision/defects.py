@@ -103,6 +103,11 @@ class DefectModel:
             self.anomaly_threshold: float = float(meta["anomaly_threshold"])
             self.model_anomaly_threshold: float = self.anomaly_threshold
             self.probability_threshold: float = float(meta.get("probability_threshold", 0.5))
+            # per-code thresholds (picked on held-out good masks); the default for any code missing
+            per_code = json.loads(meta.get("probability_thresholds", "{}"))
+            self.probability_thresholds: dict[str, float] = {
+                c: float(per_code.get(c, self.probability_threshold)) for c in self.classes
+            }
         except (KeyError, ValueError, TypeError) as exc:
             raise ModelError(f"defect model {path}: metadata incomplete or invalid ({exc!r})") from exc
         unknown = [c for c in self.classes if c not in DEFECT_CODES]
@@ -179,12 +184,13 @@ class DefectModel:
         findings: list[Finding] = []
         sub_px = self.cell_px / UPSAMPLE  # box resolution: a quarter cell (0.8 mm at 0.2 mm/px)
         for ci, code in enumerate(self.classes):
-            if maps.probs[ci].max() < self.probability_threshold:
+            thr = self.probability_thresholds[code]
+            if maps.probs[ci].max() < thr:
                 continue
             h, w = maps.probs[ci].shape
             # Cell centres interpolated to quarter cells: boxes follow the defect, not the grid.
             up = cv2.resize(maps.probs[ci], (w * UPSAMPLE, h * UPSAMPLE), interpolation=cv2.INTER_LINEAR)
-            hot = (up >= self.probability_threshold).astype(np.uint8)
+            hot = (up >= thr).astype(np.uint8)
             n, labels, stats, _ = cv2.connectedComponentsWithStats(hot, connectivity=8)
             for k in range(1, n):
                 x, y, bw, bh = (int(v) for v in stats[k, :4])
