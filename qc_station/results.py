@@ -114,7 +114,7 @@ class Measurements(_Frozen):
 class Quality(_Frozen):
     """Frame quality figures the gate decided on (kept for every frame)."""
 
-    sharpness: float = Field(description="Higher is sharper (variance of Laplacian on fabric)")
+    sharpness: float = Field(description="Higher is sharper: edge sharpness in 1/mm (see vision/quality.py)")
     mean_level: float = Field(description="Mean grey level 0-255")
     clipped_high: float = Field(description="Fraction of pixels >= 250")
     clipped_low: float = Field(description="Fraction of pixels <= 5")

@@ -48,6 +48,12 @@ class Tolerance(_Strict):
 class Dimensions(_Strict):
     width_mm: Tolerance = Field(description="Finished width, loops excluded")
     height_mm: Tolerance = Field(description="Pleated (finished) height")
+    outline_height_mm: float = Field(
+        0.0, ge=0, le=10,
+        description="Height of the mask's outer edge above the tray (hem thickness). The camera "
+        "sees a raised edge magnified by H / (H - h), about +0.4 % per mm at 350 mm, so the "
+        "outline is measured in that plane. 0 = flat; `spec teach` absorbs it into the nominal.",
+    )
 
 
 class Construction(_Strict):
