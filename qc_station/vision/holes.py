@@ -1,0 +1,109 @@
+"""Holes: the tray seen through the mask body.
+
+A hole is the one appearance defect geometry can prove: inside the fitted outline, a compact
+patch whose colour is the tray's, surrounded by fabric that is not. The tray's colour is
+sampled on the crop's own margin (the band of tray around the mask), so nothing depends on a
+tray colour chosen in advance. Seen through a hole the tray lies in the fabric's shadow, so
+a patch may be darker than the open tray but not brighter, and its chromaticity must match.
+This complements the ONNX classifier (which also looks for stains); a hole of any size fails
+(spec ``appearance.hole_min_mm``), and the smallest patch counted is what 0.2 mm pixels show
+reliably (about 1 mm across).
+
+Where the fabric itself is tray-coloured in many places (a print that matches the tray) the
+check cannot tell a hole from the print and reports nothing, saying why in
+``HoleCheck.skipped``; the station should then use a tray that contrasts with the whole fabric.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from qc_station.results import Finding
+from qc_station.vision.types import MaskCrop
+
+MIN_DIAMETER_MM = 1.0  # smaller patches are noise / thread crossings at 0.2 mm/px
+MIN_SIDE_MM = 0.8  # a tray-coloured stitch is ~0.5 mm thin: a hole is wide both ways
+MAX_DIAMETER_MM = 25.0  # larger is a tear or a wrong outline, not a hole
+EDGE_KEEP_OUT_MM = 2.0  # the outline's own anti-aliased edge is tray-blended
+TRAY_BAND_MM = (2.0, 7.0)  # where the tray reference is sampled, outside the outline
+DARKER_WEIGHT = 0.35  # a hole's tray is shadowed: darkness counts a third
+MIN_TRAY_DE = 8.0  # tray-likeness limit never below this (Lab units)
+MAX_TRAY_LIKE_FRACTION = 0.03  # above this the print itself matches the tray: no verdict
+SURROUND_FACTOR = 2.0  # the fabric around a hole must be this many limits away from the tray
+
+
+@dataclass(frozen=True)
+class HoleCheck:
+    """Holes found (findings in the mask frame), and why the check was skipped, if it was."""
+
+    findings: tuple[Finding, ...]
+    skipped: str | None = None
+
+
+def _tray_distance(lab: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    d = lab - ref
+    dl = d[..., 0]
+    dl = np.where(dl < 0, DARKER_WEIGHT * dl, dl)
+    return np.sqrt(dl * dl + d[..., 1] ** 2 + d[..., 2] ** 2)
+
+
+def find_holes(crop: MaskCrop, *, min_diameter_mm: float = 0.0) -> HoleCheck:
+    """Tray-coloured compact patches inside the mask's outline, as ``hole`` findings."""
+    mpp = crop.mm_per_px
+    h, w = crop.body.shape
+    x_mm = crop.origin_mm[0] + np.arange(w, dtype=np.float32) * mpp
+    y_mm = crop.origin_mm[1] + np.arange(h, dtype=np.float32) * mpp
+    # distance outside the outline rectangle (0 inside), from geometry rather than morphology
+    dx = np.maximum(np.maximum(-x_mm, x_mm - crop.width_mm), 0.0)
+    dy = np.maximum(np.maximum(-y_mm, y_mm - crop.height_mm), 0.0)
+    outside = np.hypot(dy[:, None], dx[None, :])
+    band = (outside >= TRAY_BAND_MM[0]) & (outside <= TRAY_BAND_MM[1]) & ~crop.body
+    band[::, 1::2] = False  # every other column is plenty for a median
+    if band.sum() < 200:
+        return HoleCheck((), skipped="no tray visible around the mask")
+    lab = cv2.cvtColor(crop.image, cv2.COLOR_BGR2LAB).astype(np.float32)
+    samples = lab[band]
+    ref = np.median(samples, axis=0)
+    sigma = 1.4826 * float(np.median(_tray_distance(samples, ref))) + 1e-3
+    limit = max(4.0 * sigma, MIN_TRAY_DE)
+    k = EDGE_KEEP_OUT_MM
+    ix = (x_mm >= k) & (x_mm <= crop.width_mm - k)
+    iy = (y_mm >= k) & (y_mm <= crop.height_mm - k)
+    if not ix.any() or not iy.any():
+        return HoleCheck((), skipped="mask too small")
+    (r0, r1), (c0, c1) = np.flatnonzero(iy)[[0, -1]], np.flatnonzero(ix)[[0, -1]]
+    inner = lab[r0:r1 + 1, c0:c1 + 1]
+    inner = cv2.blur(inner, (3, 3))  # decide on ~0.6 mm regions, not single noisy pixels
+    dist = _tray_distance(inner, ref)
+    tray_like = (dist < limit).astype(np.uint8)
+    tray_like = cv2.morphologyEx(tray_like, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
+    fraction = float(tray_like.mean())
+    if fraction > MAX_TRAY_LIKE_FRACTION:
+        return HoleCheck((), skipped=f"{100 * fraction:.1f} % of the fabric matches the tray colour")
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(tray_like, connectivity=8)
+    floor_mm = max(MIN_DIAMETER_MM, min_diameter_mm)
+    pad = max(2, round(1.5 / mpp))
+    ring_kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * pad + 1, 2 * pad + 1))
+    hh, ww = dist.shape
+    found = []
+    for i in range(1, n):
+        x, y, bw, bh, area = (int(v) for v in stats[i])
+        diameter_mm = 2.0 * np.sqrt(area / np.pi) * mpp
+        if (not floor_mm <= diameter_mm <= MAX_DIAMETER_MM or area / float(bw * bh) < 0.35
+                or min(bw, bh) * mpp < MIN_SIDE_MM):
+            continue  # too small, too large, or a line (thread, fold shadow) rather than a hole
+        win = (slice(max(0, y - pad), min(hh, y + bh + pad)), slice(max(0, x - pad), min(ww, x + bw + pad)))
+        blob = labels[win] == i
+        around = cv2.dilate(blob.astype(np.uint8), ring_kernel).astype(bool) & ~blob
+        if not around.any() or float(np.median(dist[win][around])) < SURROUND_FACTOR * limit:
+            continue  # the fabric around it is nearly tray-coloured too: no proof of a hole
+        depth = float(np.median(dist[win][blob]))
+        x0_mm, y0_mm = crop.to_mm(c0 + x, r0 + y)
+        found.append(Finding(
+            code="hole", probability=round(float(np.clip(1.0 - depth / limit, 0.5, 0.99)), 3),
+            box_mm=(round(x0_mm, 2), round(y0_mm, 2), round(bw * mpp, 2), round(bh * mpp, 2)),
+            source="geometry"))
+    return HoleCheck(tuple(found))

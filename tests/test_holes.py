@@ -1,0 +1,70 @@
+"""The geometric hole check on drawn crops (independent of the simulator) and on pipeline crops."""
+
+import cv2
+import numpy as np
+import pytest
+
+from qc_station.vision.holes import find_holes
+from qc_station.vision.types import MaskCrop
+
+MPP, MARGIN, W, H = 0.2, 10.0, 180.0, 95.0
+TRAY, FABRIC = (60, 62, 64), (170, 120, 200)  # BGR: dark grey tray, pink fabric
+
+
+def _crop(draw=None, fabric=FABRIC, noise=4.0, seed=0):
+    rng = np.random.default_rng(seed)
+    h, w = round((H + 2 * MARGIN) / MPP), round((W + 2 * MARGIN) / MPP)
+    img = np.empty((h, w, 3), np.float32)
+    img[:] = TRAY
+    m = round(MARGIN / MPP)
+    body = np.zeros((h, w), bool)
+    body[m:m + round(H / MPP), m:m + round(W / MPP)] = True
+    img[body] = fabric
+    if draw:
+        draw(img, m)
+    img += rng.normal(0, noise, img.shape)
+    img = cv2.GaussianBlur(np.clip(img, 0, 255), (0, 0), 0.6).astype(np.uint8)
+    return MaskCrop(image=img, body=body, mm_per_px=MPP, origin_mm=(-MARGIN, -MARGIN),
+                    width_mm=W, height_mm=H)
+
+
+def _hole(x_mm, y_mm, d_mm, shade=0.8):
+    def draw(img, m):
+        c = (m + round(x_mm / MPP), m + round(y_mm / MPP))
+        cv2.circle(img, c, round(d_mm / 2 / MPP), tuple(shade * v for v in TRAY), -1, cv2.LINE_AA)
+    return draw
+
+
+def test_clean_mask_has_no_hole():
+    r = find_holes(_crop())
+    assert r.findings == () and r.skipped is None
+
+
+@pytest.mark.parametrize(("x", "y", "d"), [(40.0, 30.0, 4.0), (150.0, 70.0, 2.0), (90.0, 47.0, 6.0)])
+def test_hole_found_where_it_is(x, y, d):
+    r = find_holes(_crop(_hole(x, y, d)))
+    assert len(r.findings) == 1
+    bx, by, bw, bh = r.findings[0].box_mm
+    assert abs(bx + bw / 2 - x) < 0.6 and abs(by + bh / 2 - y) < 0.6
+    assert d - 1.2 <= bw <= d + 0.6 and r.findings[0].code == "hole" and r.findings[0].source == "geometry"
+
+
+def test_tray_coloured_thread_is_not_a_hole():
+    def seam(img, m):  # a tray-coloured dashed top-stitch 5 mm inside the edge
+        for x in np.arange(10.0, 170.0, 2.5):
+            p0 = (m + round(x / MPP), m + round(5.0 / MPP))
+            cv2.line(img, p0, (p0[0] + round(2.0 / MPP), p0[1]), TRAY, 2)
+    assert find_holes(_crop(seam)).findings == ()
+
+
+def test_print_matching_the_tray_is_skipped_not_guessed():
+    def dots(img, m):  # a print of tray-coloured dots all over the fabric
+        for x in np.arange(8.0, 175.0, 9.0):
+            for y in np.arange(8.0, 90.0, 9.0):
+                cv2.circle(img, (m + round(x / MPP), m + round(y / MPP)), round(1.8 / MPP), TRAY, -1)
+    r = find_holes(_crop(dots))
+    assert r.findings == () and "matches the tray colour" in r.skipped
+
+
+def test_spec_minimum_size_is_honoured():
+    assert find_holes(_crop(_hole(60.0, 40.0, 2.0)), min_diameter_mm=3.0).findings == ()
