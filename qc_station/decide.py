@@ -135,18 +135,32 @@ def classifier_reasons(pred: DefectPrediction | None, spec: MaskSpec,
     return out
 
 
+def plugin_failure(name: str, checks: str, exc: BaseException, spec: MaskSpec) -> Reason:
+    """The reason for a plug-in (seam tracker, classifier) that raised on this frame.
+
+    Code ``anomaly`` ("check by hand"): the mask fails rather than passing unchecked, and it is
+    not ``unusable`` (the same frame would fail the same way: a line would re-shoot it forever).
+    """
+    what = f"{type(exc).__name__}: {exc}"[:160]
+    return Reason(code="anomaly", message=f"{name} failed ({what}); {checks} not checked: check by hand",
+                  severity=_sev(spec, "anomaly"))
+
+
 def decide(
     measurements: Measurements | None,
     seam: SeamResult | None,
     defects: DefectPrediction | None,
     quality: Sequence[Reason],
     spec: MaskSpec,
+    *,
+    failed: Sequence[Reason] = (),
 ) -> tuple[Verdict, tuple[Reason, ...]]:
     """The verdict and its reasons.
 
     ``quality`` holds the frame gate's reasons (codes ``unreadable``, ``exposure``, ``no_mask``,
     ``blur``); any of them makes the frame ``unusable``. ``seam`` / ``defects`` may be None
-    (tracker or classifier not run): their checks are then simply not made.
+    (tracker or classifier not run): their checks are then simply not made. ``failed`` holds
+    :func:`plugin_failure` reasons of plug-ins that raised: they make a usable frame ``fail``.
 
     >>> decide(None, None, None, [], load_spec())[0]  # doctest: +SKIP
     'unusable'
@@ -158,4 +172,5 @@ def decide(
     reasons = geometry_reasons(measurements, spec)
     reasons += seam_reasons(seam, spec, measurements.width_mm, measurements.height_mm)
     reasons += classifier_reasons(defects, spec, reasons)
+    reasons += list(failed)
     return ("fail" if reasons else "pass"), tuple(reasons)

@@ -148,6 +148,30 @@ def test_classifier_plugs_in_and_is_recorded(good_frames):
     assert any(f.code == "stain" for f in r.defects) and r.anomaly_score == pytest.approx(0.1)
 
 
+class _BrokenModel:
+    sha256 = "cd" * 32
+
+    def predict(self, crop: MaskCrop) -> DefectPrediction:
+        raise RuntimeError("onnx session lost")
+
+
+def test_a_plugin_that_raises_fails_the_mask_but_not_the_station(good_frames, monkeypatch):
+    image, truth = good_frames[2]
+    r = Inspector(bundled_sim_calibration(), SPEC, model=_BrokenModel()).inspect(image)
+    assert r.verdict == "fail" and r.reason_codes == ["anomaly"]
+    assert "defect classifier failed" in r.reasons[0].message and "onnx session lost" in r.reasons[0].message
+    assert abs(r.measurements.width_mm - truth.mask.width_mm) < 0.5  # the rest is still measured
+
+    def boom(crop, spec):
+        raise ValueError("tracker bug")
+
+    monkeypatch.setattr("qc_station.vision.pipeline.analyze_seam", boom)
+    r = Inspector(bundled_sim_calibration(), SPEC).inspect(image)
+    assert r.verdict == "fail" and r.reason_codes == ["anomaly"]
+    assert "seam tracker failed" in r.reasons[0].message
+    assert r.measurements.stitch_length_mm is None and r.measurements.pleats == truth.mask.pleats
+
+
 def test_wrong_size_or_bad_array_is_unreadable_not_an_exception(inspector):
     r = inspector.inspect(np.zeros((100, 200, 3), np.uint8))
     assert r.verdict == "unusable" and r.reason_codes == ["unreadable"] and "100" in r.reasons[0].message

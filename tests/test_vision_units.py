@@ -146,3 +146,21 @@ def test_loop_crossings_on_a_line():
     assert len(runs) == 2
     colours[100:108] = 20  # a second, black loop leg
     assert len(_crossings(_loop_pixels(colours))) == 3
+
+
+def test_dark_fabric_on_a_noisy_dark_tray_is_found_on_regions():
+    """Per-pixel, the tray's chroma noise floor hides a dark fabric; decided on regions it is there,
+    while an empty noisy tray stays empty."""
+    from qc_station.vision.segment import foreground
+
+    rng = np.random.default_rng(0)
+    h, w = 200, 300
+    img = np.full((h, w, 3), 22.0)
+    img[40:130, 60:235] = (75, 45, 35)  # dark slate-blue fabric (BGR) on a black tray
+    noisy = np.clip(img + rng.normal(0, 9, (h, w, 3)), 0, 255).astype(np.uint8)
+    empty = np.clip(22.0 + rng.normal(0, 9, (h, w, 3)), 0, 255).astype(np.uint8)
+    valid = np.ones((h, w), bool)
+    assert foreground(noisy, valid, 1.0).fg.sum() < 1000  # the pixel-level pass misses it
+    found = foreground(noisy, valid, 1.0, smooth_mm=2.0).fg
+    assert found[40:130, 60:235].mean() > 0.97 and found.sum() < 1.05 * 90 * 175
+    assert foreground(empty, valid, 1.0, smooth_mm=2.0).fg.sum() == 0

@@ -21,7 +21,7 @@ import numpy as np
 
 from qc_station import __version__
 from qc_station.calibration.model import StationCalibration
-from qc_station.decide import decide
+from qc_station.decide import decide, plugin_failure
 from qc_station.results import InspectionResult, Measurements, Provenance, Quality, Reason
 from qc_station.spec import MaskSpec
 from qc_station.vision import quality as q
@@ -41,6 +41,8 @@ COARSE_MM_PER_PX = 1.0
 #: projection to ~0.02 px (cv2.remap's 1/32-node grid is the limit, so finer nodes help).
 TABLES_MM_PER_PX = 0.25
 CROP_MM_PER_PX = 0.2
+#: Gaussian sigma of the region-level retry of the segmentation (no mask-sized object found).
+RETRY_SMOOTH_MM = 2.0
 #: Tray kept around the outline in the MaskCrop (seam tracker and classifier see the edge).
 CROP_MARGIN_MM = 10.0
 #: Crop margin for the first outline fit (covers the coarse pose's error + the profiles).
@@ -166,6 +168,13 @@ class Inspector:
         fgr = foreground(coarse, view.valid, view.mm_per_px)
         area_mm2 = float(fgr.fg.sum()) * view.mm_per_px**2
         nominal_area = spec.dimensions.width_mm.nominal * spec.dimensions.height_mm.nominal
+        if q.no_mask_issue(area_mm2, nominal_area) is not None:
+            # a fabric close to a noisy tray (dark print on black) drowns in the per-pixel noise
+            # floor: decide again on regions before calling the tray empty
+            retry = foreground(coarse, view.valid, view.mm_per_px, smooth_mm=RETRY_SMOOTH_MM)
+            retry_mm2 = float(retry.fg.sum()) * view.mm_per_px**2
+            if retry_mm2 > area_mm2:
+                fgr, area_mm2 = retry, retry_mm2
         issues: list[q.GateIssue] = []
         pose0 = None
         if (issue := q.no_mask_issue(area_mm2, nominal_area)) is None:
@@ -215,9 +224,18 @@ class Inspector:
         clock.lap("loops")
         pleats = count_pleats(crop)
         clock.lap("pleats")
-        seam = analyze_seam(crop, spec)
+        failed: list[Reason] = []  # plug-ins that raised: the mask fails, the station goes on
+        try:
+            seam = analyze_seam(crop, spec)
+        except Exception as exc:  # any bug inside the tracker
+            seam = None
+            failed.append(plugin_failure("seam tracker", "the seam", exc, spec))
         clock.lap("seam")
-        pred = self.model.predict(crop) if self.model is not None else None
+        try:
+            pred = self.model.predict(crop) if self.model is not None else None
+        except Exception as exc:  # any bug inside the classifier
+            pred = None
+            failed.append(plugin_failure("defect classifier", "stains, holes and anomalies", exc, spec))
         clock.lap("defects")
         m = Measurements(
             width_mm=round(pose.width_mm, 3), height_mm=round(pose.height_mm, 3),
@@ -225,16 +243,17 @@ class Inspector:
             center_tray_mm=(round(pose.center_tray_mm[0], 3), round(pose.center_tray_mm[1], 3)),
             pleats=pleats.count, ear_loops=loops.left + loops.right,
             ear_loops_left=loops.left, ear_loops_right=loops.right,
-            stitch_length_mm=_r(seam.stitch_length_mm),
-            stitch_length_p90_mm=_r(seam.stitch_length_p90_mm),
-            seam_distance_mm=_r(seam.distance_mm),
-            seam_coverage=_r(seam.coverage),
-            skipped_stitches=len(seam.skipped),
-            open_seams=len(seam.open_seams),
+            stitch_length_mm=_r(seam.stitch_length_mm) if seam else None,
+            stitch_length_p90_mm=_r(seam.stitch_length_p90_mm) if seam else None,
+            seam_distance_mm=_r(seam.distance_mm) if seam else None,
+            seam_coverage=_r(seam.coverage) if seam else None,
+            skipped_stitches=len(seam.skipped) if seam else 0,
+            open_seams=len(seam.open_seams) if seam else 0,
         )
-        verdict, reasons = decide(m, seam, pred, [], spec)
+        verdict, reasons = decide(m, seam, pred, [], spec, failed=failed)
         clock.lap("decide")
-        findings = (*seam.skipped, *seam.open_seams, *(pred.findings if pred else ()))
+        findings = (*(seam.skipped if seam else ()), *(seam.open_seams if seam else ()),
+                    *(pred.findings if pred else ()))
         result = InspectionResult(
             verdict=verdict, reasons=reasons, measurements=m, defects=findings,
             anomaly_score=round(float(pred.anomaly_score), 4) if pred else None,

@@ -96,10 +96,20 @@ def lab_of(image_bgr: np.ndarray) -> np.ndarray:
     return lab
 
 
-def foreground(view_bgr: np.ndarray, valid: np.ndarray, mm_per_px: float) -> Foreground:
-    """Separate mask (and loops) from the tray on a rectified view. See the module docstring."""
+def foreground(view_bgr: np.ndarray, valid: np.ndarray, mm_per_px: float, *,
+               smooth_mm: float = 0.0) -> Foreground:
+    """Separate mask (and loops) from the tray on a rectified view. See the module docstring.
+
+    ``smooth_mm`` > 0 decides on regions instead of pixels: the colour difference from the tray
+    colour is averaged over a Gaussian of that sigma before anything is decided, so the tray's pixel
+    noise (a dark tray's chroma noise) averages out while a whole fabric region keeps its
+    contrast; the floor of :data:`MIN_CONTRAST_SIGMAS` is then taken on that smoothed spread.
+    Used as a retry when the per-pixel pass finds no mask-sized object.
+    """
     lab = lab_of(view_bgr)
     lab[..., 0] *= L_WEIGHT
+    if smooth_mm > 0:
+        lab = cv2.GaussianBlur(lab, (0, 0), smooth_mm / mm_per_px)
     h, w = valid.shape
     step = 2
     ys, xs = np.nonzero(valid[::step, ::step])
