@@ -43,6 +43,10 @@ TABLES_MM_PER_PX = 0.25
 CROP_MM_PER_PX = 0.2
 #: Gaussian sigma of the region-level retry of the segmentation (no mask-sized object found).
 RETRY_SMOOTH_MM = 2.0
+#: ... made when the per-pixel foreground is below this fraction of the nominal mask area, and
+#: kept when it finds this many times more.
+RETRY_AREA_FRACTION = 0.8
+RETRY_GAIN = 1.2
 #: Tray kept around the outline in the MaskCrop (seam tracker and classifier see the edge).
 CROP_MARGIN_MM = 10.0
 #: Crop margin for the first outline fit (covers the coarse pose's error + the profiles).
@@ -168,12 +172,13 @@ class Inspector:
         fgr = foreground(coarse, view.valid, view.mm_per_px)
         area_mm2 = float(fgr.fg.sum()) * view.mm_per_px**2
         nominal_area = spec.dimensions.width_mm.nominal * spec.dimensions.height_mm.nominal
-        if q.no_mask_issue(area_mm2, nominal_area) is not None:
+        if area_mm2 < RETRY_AREA_FRACTION * nominal_area:
             # a fabric close to a noisy tray (dark print on black) drowns in the per-pixel noise
-            # floor: decide again on regions before calling the tray empty
+            # floor, leaving nothing or only its light parts: decide again on regions before
+            # calling the tray empty or measuring a piece
             retry = foreground(coarse, view.valid, view.mm_per_px, smooth_mm=RETRY_SMOOTH_MM)
             retry_mm2 = float(retry.fg.sum()) * view.mm_per_px**2
-            if retry_mm2 > area_mm2:
+            if retry_mm2 > RETRY_GAIN * max(area_mm2, 1.0):
                 fgr, area_mm2 = retry, retry_mm2
         issues: list[q.GateIssue] = []
         pose0 = None
