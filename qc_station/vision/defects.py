@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,8 +28,16 @@ from qc_station.errors import ModelError
 from qc_station.results import DEFECT_CODES, Finding
 from qc_station.vision.types import DefectPrediction, MaskCrop
 
-#: The model shipped with the package (repo checkout: ``models/``).
-DEFAULT_MODEL_PATH = Path(__file__).resolve().parents[2] / "models" / "defects.onnx"
+
+def _shipped_model() -> Path:
+    """``models/defects.onnx`` of a source checkout, else the copy a wheel installs as data."""
+    checkout = Path(__file__).resolve().parents[2] / "models" / "defects.onnx"
+    installed = Path(sys.prefix) / "share" / "qc-station" / "models" / "defects.onnx"
+    return checkout if checkout.exists() or not installed.exists() else installed
+
+
+#: The shipped model (checkout: ``models/``; installed: ``<prefix>/share/qc-station/models``).
+DEFAULT_MODEL_PATH = _shipped_model()
 #: Cells whose centre lies this far inside the body use the interior Gaussian.
 INTERIOR_MIN_MM = 12.0
 #: Cells this far outside the body still count (an open seam sits on the edge).
