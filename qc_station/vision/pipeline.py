@@ -43,8 +43,8 @@ TABLES_MM_PER_PX = 0.25
 CROP_MM_PER_PX = 0.2
 #: Gaussian sigma of the region-level retry of the segmentation (no mask-sized object found).
 RETRY_SMOOTH_MM = 2.0
-#: ... made when the per-pixel foreground is below this fraction of the nominal mask area, and
-#: kept when it finds this many times more.
+#: ... made when the per-pixel foreground, or the body left after opening the loops away, is
+#: below this fraction of the nominal mask area, and kept when its body is this many times more.
 RETRY_AREA_FRACTION = 0.8
 RETRY_GAIN = 1.2
 #: Tray kept around the outline in the MaskCrop (seam tracker and classifier see the edge).
@@ -172,14 +172,15 @@ class Inspector:
         fgr = foreground(coarse, view.valid, view.mm_per_px)
         area_mm2 = float(fgr.fg.sum()) * view.mm_per_px**2
         nominal_area = spec.dimensions.width_mm.nominal * spec.dimensions.height_mm.nominal
-        if area_mm2 < RETRY_AREA_FRACTION * nominal_area:
+        body_mm2 = self._body_mm2(fgr.fg) if area_mm2 >= RETRY_AREA_FRACTION * nominal_area else 0.0
+        if body_mm2 < RETRY_AREA_FRACTION * nominal_area:
             # a fabric close to a noisy tray (dark print on black) drowns in the per-pixel noise
-            # floor, leaving nothing or only its light parts: decide again on regions before
-            # calling the tray empty or measuring a piece
+            # floor, leaving nothing or only its light parts (stripes): decide again on regions
+            # before calling the tray empty or measuring a piece
             retry = foreground(coarse, view.valid, view.mm_per_px, smooth_mm=RETRY_SMOOTH_MM)
-            retry_mm2 = float(retry.fg.sum()) * view.mm_per_px**2
-            if retry_mm2 > RETRY_GAIN * max(area_mm2, 1.0):
-                fgr, area_mm2 = retry, retry_mm2
+            if self._body_mm2(retry.fg) > RETRY_GAIN * max(body_mm2, 1.0):
+                fgr = retry
+                area_mm2 = float(fgr.fg.sum()) * view.mm_per_px**2
         issues: list[q.GateIssue] = []
         pose0 = None
         if (issue := q.no_mask_issue(area_mm2, nominal_area)) is None:
@@ -265,6 +266,10 @@ class Inspector:
             quality=quality, provenance=self.provenance, timing_ms=clock.done(),
         )
         return result, crop
+
+    def _body_mm2(self, fg: np.ndarray) -> float:
+        pose = coarse_pose(fg, self.view.mm_per_px)
+        return 0.0 if pose is None else pose.area_px * self.view.mm_per_px**2
 
     def _mask_crop(self, image: np.ndarray, pose: MaskPose, fg_coarse: np.ndarray) -> MaskCrop:
         grid = CropGrid.around(pose, CROP_MARGIN_MM, CROP_MM_PER_PX)
