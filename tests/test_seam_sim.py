@@ -170,7 +170,7 @@ if __name__ == "__main__":
         name = defects[0] if defects else "good"
         line = (f"{name:15s} n={total} stitch err P95={np.percentile(errs, 95):.3f} max={max(errs):.3f} mm "
                 f"distance err P95={np.percentile(derrs, 95):.3f} mm cpu median={np.median(cpu):.0f} "
-                f"P95={np.percentile(cpu, 95):.0f} ms")
+                f"P95={np.percentile(cpu, 95):.0f} ms stitch length None on {total - len(errs)}/{total}")
         if defects:
             line += f" found+located={hit}/{total} right code={code_ok}/{total}"
         else:

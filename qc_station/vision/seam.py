@@ -9,9 +9,10 @@ Method (all in mm of the mask frame, whatever the fabric's print or the thread's
 3. Candidate rows in the expected seam band (spec distance +-1.5 mm) are tracked along the side;
    the one whose response is strong *and* periodic at a stitch pitch wins (a printed stripe
    parallel to the edge is continuous, a top-stitch is dashed).
-4. The response sampled along the track is a 1-D profile: its autocorrelation over 20 mm windows
-   gives the stitch pitch (first strong peak in 1.2-5 mm, refined with its harmonics); thresholding
-   it between the fabric's and the thread's level gives where thread is present.
+4. The needle holes along the track are a 1-D profile: 16 mm windows vote for a comb pitch in
+   1.2-5 mm, the pitch's harmonics (1/3 .. 3x) are checked against the holes' autocorrelation,
+   and sides must agree; an unclear pitch gives ``stitch_length_mm=None``. Thresholding the
+   line response between the fabric's and the thread's level gives where thread is present.
 5. A run without thread longer than ``max_gap_stitches`` x the pitch is a skipped stitch; a run of
    at least ``open_seam_min_mm`` where the edge also shows a notch, or a very long run, or a side
    without any seam, is an open seam.
@@ -52,6 +53,13 @@ LONG_GAP_STITCHES = 8.0  # a gap this long (in stitches) is an open seam even wi
 MIN_LINE_LEVEL = 6.0  # grey levels of line response a thread must reach
 MIN_PERIODICITY = 0.25  # fraction of 16 mm windows agreeing on one stitch pitch
 CLEAR_PERIODICITY = 0.6  # ...this many: a faint line is still the seam
+MIN_SIDE_WINDOWS = 6  # a side with this many 16 mm windows is asked on its own...
+SIDE_PITCH_TOL = 0.08  # ...and must find the pitch or a multiple of it within this share
+CLEAR_SIDE_SUPPORT = 0.5  # a side's own finer train this clear sets the pitch
+MIN_SIDES = 2  # sides that must be asked (one side alone can lock on a print)
+MIN_PITCH_SUPPORT = 0.3  # median ACF height at the pitch's multiples (independent renders: a
+#                           pitch read wrong had <= 0.22 at the true one; a clear train 0.4-0.95)
+MAX_RIVAL = 0.6  # a finer harmonic scoring this share of the pitch's: ambiguous
 
 
 @dataclass(frozen=True)
@@ -117,13 +125,63 @@ def _probability(ratio: float) -> float:
     return float(np.clip(0.5 + 0.5 * np.tanh(2.2 * (ratio - 1.0)), 0.0, 1.0))
 
 
+@dataclass(frozen=True)
+class _PitchEvidence:
+    """How the stitch pitch was decided (strip px), and why it may not be trusted."""
+
+    voted_px: float  # the pitch most windows voted for
+    pitch_px: float  # the fundamental after the harmonic check
+    support: float  # its median ACF height at its multiples, over all windows of the periodic sides
+    rival: float  # best finer harmonic's support / its support
+    sides: tuple[float, ...]  # per side with enough windows: its own fundamental / the pitch
+    confident: bool
+
+
+def _pitch_evidence(per_side: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
+                    ps: sp.PitchSearch) -> _PitchEvidence | None:
+    """Vote, then test the voted pitch's harmonics (1/3, 1/2, 2x, 3x) on the needle-hole ACFs.
+
+    Confident only if the fundamental's ACF peaks are clear, no finer harmonic comes close,
+    and at least two sides with enough windows agree (each sees it or a multiple, one clearly).
+    """
+    pitches = np.concatenate([p for p, _, _ in per_side])
+    scores = np.concatenate([sc for _, sc, _ in per_side])
+    acfs = np.concatenate([a for _, _, a in per_side if len(a)])
+    voted, _, _ = sp.modal_pitch(pitches, scores)
+    if voted is None:
+        return None
+    lo, hi = ps.lag_lo_px, ps.lag_hi_px
+    pitch, support, rival = sp.fundamental(acfs, voted, lo, hi)
+    # each side with enough windows on its own: (fundamental, its support, finer rival)
+    own = [sp.fundamental(a, pitch, lo, hi) for _p, _s, a in per_side if len(a) >= MIN_SIDE_WINDOWS]
+    # needle holes can fade every other one on some sides (pixel grid), never appear in between:
+    # a side with a clear finer train sets the pitch
+    finer = [(q, sup) for q, sup, riv in own if q < 0.9 * pitch and sup >= CLEAR_SIDE_SUPPORT
+             and riv <= MAX_RIVAL]
+    if finer:
+        pitch, support = min(finer)  # that side's clear train is the evidence (others: multiples)
+        own = [sp.fundamental(a, pitch, lo, hi) for _p, _s, a in per_side if len(a) >= MIN_SIDE_WINDOWS]
+        rival = 0.0
+    # consistent sides see the pitch or a multiple of it; a side with a plausible finer train
+    # contradicts it, and at least one side must see the pitch itself clearly
+    ratios = [q / pitch for q, _sup, _riv in own]
+    multiple = [abs(r - round(r)) <= SIDE_PITCH_TOL * round(r) and round(r) >= 1 for r in ratios]
+    contra = any(q < 0.9 * pitch and sup >= MIN_PITCH_SUPPORT for q, sup, _riv in own)
+    sees = any(abs(q / pitch - 1) <= SIDE_PITCH_TOL and sup >= MIN_PITCH_SUPPORT for q, sup, _riv in own)
+    sides = tuple(float(r) for r in ratios)
+    agree = len(own) >= MIN_SIDES and all(multiple) and not contra and sees
+    confident = support >= MIN_PITCH_SUPPORT and rival <= MAX_RIVAL and agree
+    return _PitchEvidence(voted, pitch, support, rival, tuple(sides), confident)
+
+
 def _stitch_length(sides: dict[str, _Side], step: float) -> tuple[float | None, float | None]:
     """Median stitch length and P90 (mm) from the needle-hole trains of all found sides.
 
-    Every 16 mm window votes for its comb pitch; the pitch most windows agree on wins. If one
-    side on its own clearly prefers half of it, the half wins (needle holes can alternate in
-    visibility on the pixel grid, which doubles the apparent pitch there). The agreeing windows
-    are then refined with their harmonics: their median and P90 are reported.
+    Every 16 mm window votes for its comb pitch; the pitch most windows agree on is then checked
+    against its harmonics (:func:`_pitch_evidence`). When the needle holes do not pin the pitch
+    down (weak comb, a finer harmonic nearly as strong, sides disagreeing), the stitch length is
+    None: not measurable is said, not guessed. Otherwise the windows agreeing with the pitch are
+    refined with their harmonics: their median and P90 are reported.
     """
     ps = _search(step)
     per_side = []
@@ -133,19 +191,12 @@ def _stitch_length(sides: dict[str, _Side], step: float) -> tuple[float | None, 
             per_side.append(sp.window_pitches(x, ps))
     if not per_side:
         return None, None
-    pitches = np.concatenate([p for p, _, _ in per_side])
-    scores = np.concatenate([sc for _, sc, _ in per_side])
-    acfs = np.concatenate([a for _, _, a in per_side if len(a)])
-    pitch, _, agree = sp.modal_pitch(pitches, scores)
-    if pitch is None:
+    ev = _pitch_evidence(per_side, ps)
+    if ev is None or not ev.confident:
         return None, None
-    for p_side, s_side, _ in per_side:
-        own, frac, _ = sp.modal_pitch(p_side, s_side)
-        if own is not None and frac >= 0.3 and abs(own - pitch / 2) <= 0.06 * pitch:
-            pitch = own
-            _cands, sc = sp.pitch_scores(acfs, 0.94 * pitch, 1.06 * pitch, max_lag_frac=0.75)
-            agree = sc.max(axis=1) >= 0.15
-            break
+    pitch = ev.pitch_px
+    acfs = np.concatenate([a for _, _, a in per_side if len(a)])
+    agree = sp.comb_at(acfs, pitch, rel=0.06) >= 0.15
     refined = sp.refine_many(acfs[agree], pitch, max_k=3) if agree.any() else np.zeros(0)
     refined = refined[np.abs(refined - pitch) <= 0.1 * pitch] * step
     if not refined.size:

@@ -336,3 +336,51 @@ def thread_present(track: Track, use: np.ndarray) -> np.ndarray:
     thr = track.background + 0.35 * (thread - track.background)
     smooth = np.convolve(prof, np.ones(3) / 3, mode="same")
     return smooth > thr
+
+
+def comb_at(acfs: np.ndarray, pitch: float, *, rel: float = 0.04) -> np.ndarray:
+    """Per ACF row, the best comb score within +-``rel`` of ``pitch`` (px)."""
+    _c, sc = pitch_scores(acfs, (1 - rel) * pitch, (1 + rel) * pitch, max_lag_frac=0.75)
+    return sc.max(axis=1)
+
+
+def support_at(acfs: np.ndarray, pitch: float, *, max_k: int = 4, rel: float = 0.04,
+               max_lag_frac: float = 0.75) -> np.ndarray:
+    """Per ACF row, the mean ACF height at the multiples k * ``pitch`` (best within +-``rel``).
+
+    A needle-hole train of pitch P has peaks at every multiple of P: 2P and 3P are supported as
+    much as P, but P/2 and P/3 only at their multiples that are also multiples of P.
+    """
+    a = np.atleast_2d(acfs)
+    n = a.shape[1]
+    ks = [k for k in range(1, max_k + 1) if k * pitch * (1 + rel) <= max_lag_frac * n - 1]
+    if not ks:
+        return np.full(a.shape[0], -1.0)
+    tot = np.zeros(a.shape[0])
+    for k in ks:
+        c = k * pitch
+        i0, i1 = max(1, int(np.floor(c * (1 - rel)))), int(np.ceil(c * (1 + rel))) + 1
+        tot += a[:, i0:i1].max(axis=1)
+    return tot / len(ks)
+
+
+def fundamental(acfs: np.ndarray, pitch: float, lo: float, hi: float, *,
+                strong: float = 0.75) -> tuple[float, float, float]:
+    """The smallest harmonic of ``pitch`` (1/3, 1/2, 1, 2, 3 x) supported ``strong`` x the best.
+
+    The comb of the vote rejects twice the pitch but not three times it (the minus taps of 3P
+    sit on the half-pitch troughs of P), and a weak needle-hole train can let the vote pick a
+    half. So every harmonic's :func:`support_at` is taken on the same windows: the true pitch
+    and its multiples are supported alike, its fractions much less (half: typically 0.2-0.45 of
+    it), and the smallest well-supported one is the fundamental.
+    Returns (pitch px, its median support, best finer harmonic's support / its support).
+    """
+    cands = [f * pitch for f in (1 / 3, 1 / 2, 1.0, 2.0, 3.0) if lo * 0.97 <= f * pitch <= hi * 1.03]
+    med = {c: float(np.median(support_at(acfs, c))) for c in cands}
+    best = max(med.values())
+    if best <= 0:
+        return pitch, best, 1.0
+    chosen = min(c for c in cands if med[c] >= strong * best)
+    finer = [med[c] for c in cands if c < 0.9 * chosen]  # passed over: how close did they come?
+    rival = max(finer) / med[chosen] if finer else 0.0
+    return chosen, med[chosen], rival

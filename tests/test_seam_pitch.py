@@ -1,0 +1,53 @@
+"""The stitch pitch's harmonic check (seam_profile.fundamental, support_at) on synthetic hole trains."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from qc_station.vision import seam_profile as sp
+from qc_station.vision.seam import MIN_PITCH_SUPPORT
+
+STEP_MM = 0.2
+LO_PX, HI_PX = 1.2 / STEP_MM, 5.0 / STEP_MM
+
+
+def hole_train(pitch_mm: float, n_mm: float = 170.0, *, depth: float = 1.0, noise: float = 0.05,
+               seed: int = 0) -> np.ndarray:
+    """Dips (needle holes, ~0.5 mm wide) every ``pitch_mm`` along a profile, plus noise."""
+    rng = np.random.default_rng(seed)
+    u = np.arange(0, n_mm, STEP_MM)
+    phase = np.mod(u, pitch_mm)
+    x = depth * np.exp(-0.5 * (np.minimum(phase, pitch_mm - phase) / 0.15) ** 2)
+    return x + rng.normal(0, noise, u.size)
+
+
+def acfs_of(x: np.ndarray) -> np.ndarray:
+    return sp.window_acfs(x, round(16 / STEP_MM), round(4 / STEP_MM))[0]
+
+
+def test_three_times_the_pitch_resolves_to_the_pitch():
+    a = acfs_of(hole_train(1.5))
+    pitch, support, rival = sp.fundamental(a, 4.5 / STEP_MM, LO_PX, HI_PX)
+    assert abs(pitch * STEP_MM - 1.5) < 0.05, pitch * STEP_MM
+    assert support > 0.5 and rival < 0.6, (support, rival)
+
+
+def test_half_the_pitch_resolves_to_the_pitch():
+    a = acfs_of(hole_train(2.8))
+    pitch, _support, rival = sp.fundamental(a, 1.4 / STEP_MM, LO_PX, HI_PX)
+    assert abs(pitch * STEP_MM - 2.8) < 0.05, pitch * STEP_MM
+    assert rival < 0.6
+
+
+def test_true_pitch_kept_and_its_half_is_weak():
+    a = acfs_of(hole_train(2.5))
+    pitch, support, rival = sp.fundamental(a, 2.5 / STEP_MM, LO_PX, HI_PX)
+    assert abs(pitch * STEP_MM - 2.5) < 0.05
+    half = float(np.median(sp.support_at(a, 1.25 / STEP_MM)))
+    assert half < 0.6 * support and rival < 0.6
+
+
+def test_no_needle_holes_has_no_support():
+    a = acfs_of(hole_train(2.5, depth=0.0, noise=0.3, seed=3))
+    _pitch, support, _rival = sp.fundamental(a, 2.5 / STEP_MM, LO_PX, HI_PX)
+    assert support < MIN_PITCH_SUPPORT, support  # the stitch length would be None
