@@ -65,6 +65,23 @@ def test_rotated_or_shifted_mask_measures_the_same(inspector):
     assert np.all(np.abs(sizes - [params.width_mm, params.height_mm]) < 0.5)
 
 
+def test_a_raised_outline_is_measured_in_its_own_plane():
+    """The simulator draws the top surface at z = -thickness: flat measurement reads it ~0.4 %/mm
+    too large; with the spec's outline_height_mm it measures true."""
+    camera = sim.default_camera()
+    params = dataclasses.replace(sim.random_mask_params(np.random.default_rng(7), camera=camera),
+                                 thickness_mm=3.0)
+    image, truth = sim.render_scene(camera, params, np.random.default_rng(3))
+    cal = bundled_sim_calibration()
+    assert cal.camera_height_mm > 300
+    flat = Inspector(cal, SPEC).inspect(image).measurements
+    dims = SPEC.dimensions.model_copy(update={"outline_height_mm": 3.0})
+    raised = Inspector(cal, SPEC.model_copy(update={"dimensions": dims})).inspect(image).measurements
+    assert flat.width_mm - truth.mask.width_mm > 1.0  # 3 mm at ~350 mm: +0.86 % = +1.5 mm
+    assert abs(raised.width_mm - truth.mask.width_mm) < 0.5
+    assert abs(raised.height_mm - truth.mask.height_mm) < 0.5
+
+
 def test_mask_cut_off_by_the_picture_edge_is_not_measured(inspector):
     camera = sim.default_camera()
     params = sim.random_mask_params(np.random.default_rng(7), camera=camera)

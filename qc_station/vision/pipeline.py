@@ -243,8 +243,12 @@ class Inspector:
             pred = None
             failed.append(plugin_failure("defect classifier", "stains, holes and anomalies", exc, spec))
         clock.lap("defects")
+        # a raised edge (hem at height h) is seen magnified by H / (H - h) about the camera's
+        # nadir (a homothety between parallel planes, exact for a pinhole): back to plane z = -h
+        h_mm, cam_mm = spec.dimensions.outline_height_mm, self.calibration.camera_height_mm
+        scale = (cam_mm - h_mm) / cam_mm if 0 < h_mm < cam_mm else 1.0
         m = Measurements(
-            width_mm=round(pose.width_mm, 3), height_mm=round(pose.height_mm, 3),
+            width_mm=round(pose.width_mm * scale, 3), height_mm=round(pose.height_mm * scale, 3),
             angle_deg=round(pose.angle_deg, 3),
             center_tray_mm=(round(pose.center_tray_mm[0], 3), round(pose.center_tray_mm[1], 3)),
             pleats=pleats.count, ear_loops=loops.left + loops.right,
