@@ -85,6 +85,12 @@ def seam_reasons(seam: SeamResult | None, spec: MaskSpec, width_mm: float, heigh
                        severity=_sev(spec, "open_seam"), value=0.0, lower=1.0, unit="coverage",
                        box_mm=(0.0, 0.0, round(width_mm, 2), round(height_mm, 2)))]
     sl = spec.seam.stitch_length_mm
+    if seam.stitch_length_mm is None:
+        # The tracker found the seam but no confident stitch pitch (e.g. dark thread, shadowed
+        # needle holes): an unmeasured length must not pass unseen. Check the mask by hand.
+        out.append(Reason(code="stitch_length", message="stitch length could not be measured "
+                          "(needle holes unclear): check by hand", severity=_sev(spec, "stitch_length"),
+                          lower=sl.lower, upper=sl.upper, unit="mm"))
     r = _tol_reason("stitch_length", "median stitch length", seam.stitch_length_mm, sl, spec, fmt=".2f")
     if r:
         out.append(r)
@@ -107,13 +113,14 @@ def seam_reasons(seam: SeamResult | None, spec: MaskSpec, width_mm: float, heigh
 
 
 def classifier_reasons(pred: DefectPrediction | None, spec: MaskSpec,
-                       already: Sequence[Reason] = ()) -> list[Reason]:
-    """stain, hole (and seam codes the seam tracker did not already report), anomaly."""
-    if pred is None:
-        return []
+                       already: Sequence[Reason] = (), extra: Sequence[Finding] = ()) -> list[Reason]:
+    """stain, hole (and seam codes the seam tracker did not already report), anomaly.
+
+    ``extra`` holds findings proven by geometry (the hole check); they follow the same rules.
+    """
     app = spec.appearance
     out: list[Reason] = []
-    for f in pred.findings:
+    for f in (*extra, *(pred.findings if pred is not None else ())):
         if f.probability < app.defect_probability:
             continue
         size = _finding_size(f)
@@ -127,6 +134,8 @@ def classifier_reasons(pred: DefectPrediction | None, spec: MaskSpec,
         out.append(Reason(code=f.code, message=f"{f.code.replace('_', ' ')} about {size:.1f} mm "
                           f"(p={f.probability:.2f})", severity=_sev(spec, f.code), value=round(size, 2),
                           upper=limit, unit="mm", box_mm=f.box_mm))
+    if pred is None:
+        return out
     threshold = app.anomaly_threshold if app.anomaly_threshold is not None else pred.anomaly_threshold
     if pred.anomaly_score > threshold:
         out.append(Reason(code="anomaly", message=f"anomaly score {pred.anomaly_score:.2f} > "
@@ -154,6 +163,7 @@ def decide(
     spec: MaskSpec,
     *,
     failed: Sequence[Reason] = (),
+    findings: Sequence[Finding] = (),
 ) -> tuple[Verdict, tuple[Reason, ...]]:
     """The verdict and its reasons.
 
@@ -161,6 +171,7 @@ def decide(
     ``blur``); any of them makes the frame ``unusable``. ``seam`` / ``defects`` may be None
     (tracker or classifier not run): their checks are then simply not made. ``failed`` holds
     :func:`plugin_failure` reasons of plug-ins that raised: they make a usable frame ``fail``.
+    ``findings`` are defects proven by geometry (holes), judged like the classifier's.
 
     >>> decide(None, None, None, [], load_spec())[0]  # doctest: +SKIP
     'unusable'
@@ -171,6 +182,6 @@ def decide(
         return "unusable", (Reason(code="no_mask", message="no mask measured", severity="major"),)
     reasons = geometry_reasons(measurements, spec)
     reasons += seam_reasons(seam, spec, measurements.width_mm, measurements.height_mm)
-    reasons += classifier_reasons(defects, spec, reasons)
+    reasons += classifier_reasons(defects, spec, reasons, findings)
     reasons += list(failed)
     return ("fail" if reasons else "pass"), tuple(reasons)

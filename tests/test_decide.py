@@ -99,3 +99,22 @@ def test_unusable_takes_precedence_and_keeps_only_gate_reasons():
 
 def test_no_seam_tracker_or_model_means_those_checks_are_not_made():
     assert decide(_m(stitch_length_mm=None), None, None, [], SPEC) == ("pass", ())
+
+
+def test_unmeasurable_stitch_length_fails_for_a_check_by_hand():
+    spec = load_spec()
+    verdict, reasons = decide(_m(), _seam(stitch_length_mm=None, stitch_length_p90_mm=None), None, [], spec)
+    assert verdict == "fail" and [r.code for r in reasons] == ["stitch_length"]
+    assert "could not be measured" in reasons[0].message and reasons[0].value is None
+    assert (reasons[0].lower, reasons[0].upper) == (2.0, 3.0)
+
+
+def test_geometry_findings_are_judged_without_a_model():
+    spec = load_spec()
+    hole = Finding(code="hole", probability=0.8, box_mm=(40.0, 30.0, 3.0, 3.0), source="geometry")
+    verdict, reasons = decide(_m(), _seam(), None, [], spec, findings=[hole])
+    assert verdict == "fail" and reasons[0].code == "hole" and reasons[0].box_mm == hole.box_mm
+    assert reasons[0].severity == "critical"
+    # the spec's minimum hole size applies to geometry findings as to the classifier's
+    small = spec.model_copy(update={"appearance": spec.appearance.model_copy(update={"hole_min_mm": 5.0})})
+    assert decide(_m(), _seam(), None, [], small, findings=[hole])[0] == "pass"

@@ -68,3 +68,21 @@ def test_print_matching_the_tray_is_skipped_not_guessed():
 
 def test_spec_minimum_size_is_honoured():
     assert find_holes(_crop(_hole(60.0, 40.0, 2.0)), min_diameter_mm=3.0).findings == ()
+
+
+@pytest.mark.slow
+def test_pipeline_fails_a_rendered_hole_and_passes_the_clean_mask():
+    from qc_station.calibration import bundled_sim_calibration
+    from qc_station.sim import render_case
+    from qc_station.spec import load_spec
+    from qc_station.vision.pipeline import Inspector
+
+    insp = Inspector(bundled_sim_calibration(), load_spec())
+    img, truth = render_case(711, defects=("hole",))
+    result = insp.inspect(img)
+    assert result.verdict == "fail" and "hole" in result.reason_codes
+    (tx, ty, tw, th), = [d.box_mm for d in truth.mask.defects if d.code == "hole"]
+    (bx, by, bw, bh), = [f.box_mm for f in result.defects if f.code == "hole"]
+    assert abs((bx + bw / 2) - (tx + tw / 2)) < 1.5 and abs((by + bh / 2) - (ty + th / 2)) < 1.5
+    img, _ = render_case(800)
+    assert not [f for f in insp.inspect(img).defects if f.code == "hole"]

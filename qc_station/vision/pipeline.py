@@ -27,6 +27,7 @@ from qc_station.spec import MaskSpec
 from qc_station.vision import quality as q
 from qc_station.vision.annotate import annotate
 from qc_station.vision.geometry import CropGrid, MaskPose
+from qc_station.vision.holes import find_holes
 from qc_station.vision.loops import count_loops
 from qc_station.vision.outline import edge_profiles, fit_profiles
 from qc_station.vision.pleats import count_pleats
@@ -243,6 +244,8 @@ class Inspector:
             pred = None
             failed.append(plugin_failure("defect classifier", "stains, holes and anomalies", exc, spec))
         clock.lap("defects")
+        holes = find_holes(crop, min_diameter_mm=spec.appearance.hole_min_mm)
+        clock.lap("holes")
         # a raised edge (hem at height h) is seen magnified by H / (H - h) about the camera's
         # nadir (a homothety between parallel planes, exact for a pinhole): back to plane z = -h
         h_mm, cam_mm = spec.dimensions.outline_height_mm, self.calibration.camera_height_mm
@@ -260,10 +263,10 @@ class Inspector:
             skipped_stitches=len(seam.skipped) if seam else 0,
             open_seams=len(seam.open_seams) if seam else 0,
         )
-        verdict, reasons = decide(m, seam, pred, [], spec, failed=failed)
+        verdict, reasons = decide(m, seam, pred, [], spec, failed=failed, findings=holes.findings)
         clock.lap("decide")
         findings = (*(seam.skipped if seam else ()), *(seam.open_seams if seam else ()),
-                    *(pred.findings if pred else ()))
+                    *holes.findings, *(pred.findings if pred else ()))
         result = InspectionResult(
             verdict=verdict, reasons=reasons, measurements=m, defects=findings,
             anomaly_score=round(float(pred.anomaly_score), 4) if pred else None,
