@@ -33,6 +33,8 @@ DARKER_WEIGHT = 0.35  # a hole's tray is shadowed: darkness counts a third
 MIN_TRAY_DE = 8.0  # tray-likeness limit never below this (Lab units)
 MAX_TRAY_LIKE_FRACTION = 0.03  # above this the print itself matches the tray: no verdict
 SURROUND_FACTOR = 2.0  # the fabric around a hole must be this many limits away from the tray
+SEAM_BAND_MM = 11.0  # the top-stitch runs 3-10 mm from the edge: thread there can match the tray
+SEAM_BAND_MIN_MM = 2.0  # ... so inside that band a patch must be at least this wide both ways
 
 
 @dataclass(frozen=True)
@@ -95,6 +97,10 @@ def find_holes(crop: MaskCrop, *, min_diameter_mm: float = 0.0) -> HoleCheck:
         if (not floor_mm <= diameter_mm <= MAX_DIAMETER_MM or area / float(bw * bh) < 0.35
                 or min(bw, bh) * mpp < MIN_SIDE_MM):
             continue  # too small, too large, or a line (thread, fold shadow) rather than a hole
+        cx_mm, cy_mm = crop.to_mm(c0 + x + bw / 2, r0 + y + bh / 2)
+        to_edge = min(cx_mm, cy_mm, crop.width_mm - cx_mm, crop.height_mm - cy_mm)
+        if to_edge < SEAM_BAND_MM and min(bw, bh) * mpp < SEAM_BAND_MIN_MM:
+            continue  # a speck on the stitch line: tray-coloured thread or a needle gap
         win = (slice(max(0, y - pad), min(hh, y + bh + pad)), slice(max(0, x - pad), min(ww, x + bw + pad)))
         blob = labels[win] == i
         around = cv2.dilate(blob.astype(np.uint8), ring_kernel).astype(bool) & ~blob
