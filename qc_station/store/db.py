@@ -36,6 +36,7 @@ from qc_station.store.models import (
     UserRecord,
 )
 from qc_station.store.schema import ROLES, SCHEMA_VERSION, migrate
+from qc_station.store.scope import Scope
 
 DB_NAME = "qc.sqlite3"
 MAX_PAGE = 500
@@ -426,24 +427,18 @@ class Store:
         before_id: int | None = None,
     ) -> Page[InspectionRecord]:
         """Newest first. Times are Unix seconds; ``reason`` is a reason code."""
-        where, params = [], []
-        for col, val in (("station_id", station_id), ("batch_id", batch_id), ("verdict", verdict)):
-            if val is not None:
-                where.append(f"{col} = ?")
-                params.append(val)
+        cond, params = Scope(batch_id=batch_id, station_id=station_id, since=since, until=until).where("i")
+        where = [cond]
+        if verdict is not None:
+            where.append("i.verdict = ?")
+            params.append(verdict)
         if reason is not None:
-            where.append("id IN (SELECT inspection_id FROM inspection_reasons WHERE code = ?)")
+            where.append("i.id IN (SELECT inspection_id FROM inspection_reasons WHERE code = ?)")
             params.append(reason)
-        if since is not None:
-            where.append("ts_epoch >= ?")
-            params.append(since)
-        if until is not None:
-            where.append("ts_epoch < ?")
-            params.append(until)
         if after_id is not None:
-            where.append("id > ?")
+            where.append("i.id > ?")
             params.append(after_id)
-        page = self._page("inspections", where, params, limit, before_id, lambda r: r)
+        page = self._page("inspections i", where, params, limit, before_id, lambda r: r)
         ids = [r["id"] for r in page.items]
         imgs: dict[int, list] = {i: [] for i in ids}
         if ids:
