@@ -21,10 +21,6 @@ from qc_station.vision.types import DefectPrediction, SeamResult
 LOOP_BAND_MM = 30.0
 
 
-def _sev(spec: MaskSpec, code: str) -> str:
-    return getattr(spec.severity, code, "major")
-
-
 def _tol_reason(code: str, label: str, value: float | None, tol: Tolerance, spec: MaskSpec, *,
                 unit: str = "mm", box=None, fmt: str = ".1f") -> Reason | None:
     if value is None or tol.contains(value):
@@ -33,7 +29,7 @@ def _tol_reason(code: str, label: str, value: float | None, tol: Tolerance, spec
         msg = f"{label} {value:{fmt}} {unit} < {tol.lower:{fmt}} {unit}"
     else:
         msg = f"{label} {value:{fmt}} {unit} > {tol.upper:{fmt}} {unit}"
-    return Reason(code=code, message=msg, severity=_sev(spec, code), value=round(float(value), 3),
+    return Reason(code=code, message=msg, severity=spec.severity_of(code), value=round(float(value), 3),
                   lower=tol.lower, upper=tol.upper, unit=unit, box_mm=box)
 
 
@@ -60,7 +56,7 @@ def geometry_reasons(m: Measurements, spec: MaskSpec) -> list[Reason]:
     want = spec.construction.pleats
     if m.pleats != want:
         out.append(Reason(code="pleats", message=f"{m.pleats} pleats, expected {want}",
-                          severity=_sev(spec, "pleats"), value=m.pleats, lower=want, upper=want,
+                          severity=spec.severity_of("pleats"), value=m.pleats, lower=want, upper=want,
                           unit="pleats", box_mm=whole))
     per_side = 0 if spec.construction.ties else spec.construction.ear_loops_per_side
     for side, n, box in (
@@ -70,7 +66,7 @@ def geometry_reasons(m: Measurements, spec: MaskSpec) -> list[Reason]:
         if n != per_side:
             what = "missing or detached" if n < per_side else "extra"
             out.append(Reason(code="ear_loop", message=f"{side} side: {n} ear loop(s), expected "
-                              f"{per_side} ({what})", severity=_sev(spec, "ear_loop"), value=n,
+                              f"{per_side} ({what})", severity=spec.severity_of("ear_loop"), value=n,
                               lower=per_side, upper=per_side, unit="loops", box_mm=box))
     return out
 
@@ -82,14 +78,14 @@ def seam_reasons(seam: SeamResult | None, spec: MaskSpec, width_mm: float, heigh
     out: list[Reason] = []
     if not seam.found:
         return [Reason(code="open_seam", message="no perimeter top-stitch found",
-                       severity=_sev(spec, "open_seam"), value=0.0, lower=1.0, unit="coverage",
+                       severity=spec.severity_of("open_seam"), value=0.0, lower=1.0, unit="coverage",
                        box_mm=(0.0, 0.0, round(width_mm, 2), round(height_mm, 2)))]
     sl = spec.seam.stitch_length_mm
     if seam.stitch_length_mm is None:
         # The tracker found the seam but no confident stitch pitch (e.g. dark thread, shadowed
         # needle holes): an unmeasured length must not pass unseen. Check the mask by hand.
         out.append(Reason(code="stitch_length", message="stitch length could not be measured "
-                          "(needle holes unclear): check by hand", severity=_sev(spec, "stitch_length"),
+                          "(needle holes unclear): check by hand", severity=spec.severity_of("stitch_length"),
                           lower=sl.lower, upper=sl.upper, unit="mm"))
     r = _tol_reason("stitch_length", "median stitch length", seam.stitch_length_mm, sl, spec, fmt=".2f")
     if r:
@@ -101,12 +97,12 @@ def seam_reasons(seam: SeamResult | None, spec: MaskSpec, width_mm: float, heigh
     for f in seam.skipped:
         gap = _finding_size(f)
         out.append(Reason(code="skipped_stitch", message=f"gap of {gap:.1f} mm in the stitch line "
-                          f"(> {max_gap:.1f} mm)", severity=_sev(spec, "skipped_stitch"),
+                          f"(> {max_gap:.1f} mm)", severity=spec.severity_of("skipped_stitch"),
                           value=round(gap, 2), upper=max_gap, unit="mm", box_mm=f.box_mm))
     for f in seam.open_seams:
         length = _finding_size(f)
         out.append(Reason(code="open_seam", message=f"open seam over {length:.1f} mm "
-                          f"(>= {spec.seam.open_seam_min_mm:.1f} mm)", severity=_sev(spec, "open_seam"),
+                          f"(>= {spec.seam.open_seam_min_mm:.1f} mm)", severity=spec.severity_of("open_seam"),
                           value=round(length, 2), upper=spec.seam.open_seam_min_mm, unit="mm",
                           box_mm=f.box_mm))
     return out
@@ -132,14 +128,14 @@ def classifier_reasons(pred: DefectPrediction | None, spec: MaskSpec,
             continue
         limit = app.stain_min_mm if f.code == "stain" else app.hole_min_mm if f.code == "hole" else None
         out.append(Reason(code=f.code, message=f"{f.code.replace('_', ' ')} about {size:.1f} mm "
-                          f"(p={f.probability:.2f})", severity=_sev(spec, f.code), value=round(size, 2),
+                          f"(p={f.probability:.2f})", severity=spec.severity_of(f.code), value=round(size, 2),
                           upper=limit, unit="mm", box_mm=f.box_mm))
     if pred is None:
         return out
     threshold = app.anomaly_threshold if app.anomaly_threshold is not None else pred.anomaly_threshold
     if pred.anomaly_score > threshold:
         out.append(Reason(code="anomaly", message=f"anomaly score {pred.anomaly_score:.2f} > "
-                          f"{threshold:.2f}", severity=_sev(spec, "anomaly"),
+                          f"{threshold:.2f}", severity=spec.severity_of("anomaly"),
                           value=round(float(pred.anomaly_score), 3), upper=threshold, unit="score"))
     return out
 
@@ -152,7 +148,7 @@ def plugin_failure(name: str, checks: str, exc: BaseException, spec: MaskSpec) -
     """
     what = f"{type(exc).__name__}: {exc}"[:160]
     return Reason(code="anomaly", message=f"{name} failed ({what}); {checks} not checked: check by hand",
-                  severity=_sev(spec, "anomaly"))
+                  severity=spec.severity_of("anomaly"))
 
 
 def decide(

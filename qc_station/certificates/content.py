@@ -92,9 +92,14 @@ def _stats(values: list[float], lower: float, upper: float) -> dict:
     return out
 
 
+def severities(codes: list[str], spec: MaskSpec) -> set[str]:
+    """The ISO 2859 classes (critical / major / minor) of a mask's reason codes."""
+    return {spec.severity_of(c) for c in codes}
+
+
 def worst_severity(codes: list[str], spec: MaskSpec) -> str | None:
     """The most serious ISO 2859 class among a mask's reason codes (None if it passed)."""
-    found = {getattr(spec.severity, c, "major") for c in codes}
+    found = severities(codes, spec)
     return next((s for s in SEVERITY_ORDER if s in found), None)
 
 
@@ -125,7 +130,7 @@ def _sampling(rows: list[InspectionRow], spec: MaskSpec, settings: CertificateSe
 
 
 def _classes(row: InspectionRow, spec: MaskSpec) -> set[str]:
-    return {getattr(spec.severity, c, "major") for c in row.reason_codes} if row.verdict == "fail" else set()
+    return severities(row.reason_codes, spec) if row.verdict == "fail" else set()
 
 
 def build_payload(

@@ -112,6 +112,10 @@ class MaskSpec(_Strict):
     appearance: Appearance = Appearance()
     severity: Severities = Severities()
 
+    def severity_of(self, code: str) -> str:
+        """ISO 2859-1 class of a reason code (codes without a class count as major)."""
+        return getattr(self.severity, code, "major")
+
     @property
     def spec_id(self) -> str:
         """Stable content hash: two files with the same values have the same id."""
