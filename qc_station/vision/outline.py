@@ -48,6 +48,17 @@ SHADOW_PROBE_PX = 4
 #: See _outermost_cluster.
 OUTER_GROUP_MM = 0.5
 OUTER_GROUP_FRACTION = 0.2
+#: See _faint_outer_edge: a rise of FAINT_REL_SLOPE of the strongest, at least FAINT_MIN_STEP
+#: (colour units) from the tray colour (median of the profile's outer TRAY_REF_PX); just outside it
+#: within FAINT_OUT_FRACTION of that step of the tray, inside it at least FAINT_IN_FRACTION of it
+#: over FAINT_SUSTAIN_PX samples and up to the strong rise; not the tray dimmed (FAINT_SHADOW_COS).
+FAINT_REL_SLOPE = 0.1
+FAINT_MIN_STEP = 10.0
+TRAY_REF_PX = 8
+FAINT_OUT_FRACTION = 0.5
+FAINT_IN_FRACTION = 0.3
+FAINT_SUSTAIN_PX = 8
+FAINT_SHADOW_COS = 0.99
 #: Second pass: the edge is searched this close to the first fit.
 REFINE_MM = 1.0
 #: An edge point is kept when its slope is at least this fraction of the side's median.
@@ -175,12 +186,58 @@ def _peaks(prof: np.ndarray, expected: np.ndarray | None = None,
         if not has_next.any():
             break
         k = np.where(has_next, _climb(inner, np.argmax(later, axis=1)), k)
+    if expected is None:
+        k = _faint_outer_edge(sm, inner, k)
     k = np.clip(k, 1, n - 2)
     gm, g0, gp = g[r, k - 1], g[r, k], g[r, k + 1]
     den = gm - 2 * g0 + gp
     off = np.where(den < 0, 0.5 * (gm - gp) / np.where(den < 0, den, -1), 0.0)
     off = np.clip(off, -0.5, 0.5)
     return k + off, g0, _step_height(sm)
+
+
+def _faint_outer_edge(sm: np.ndarray, g: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """Move each profile's edge ``k`` out onto a fainter rise where that rise is where the tray ends.
+
+    A print colour close to the tray's along the edge (a dark stripe on a black tray) makes the
+    mask's own edge a weak rise, under :data:`OUTERMOST_REL_SLOPE` of the print's inner edges. A
+    rise of at least :data:`FAINT_REL_SLOPE` outside ``k`` is the edge when the tray colour
+    (the profile's outer :data:`TRAY_REF_PX`) lies just outside it, and from just inside it to
+    ``k`` (at least :data:`FAINT_SUSTAIN_PX` samples) the colour never comes back to the tray's:
+    lint, dust and scratches are thin and return to it, a shadow is the tray's colour dimmed.
+    """
+    n = g.shape[1]
+    p = SHADOW_PROBE_PX
+    q = TRAY_REF_PX
+    tray = np.median(sm[:, :q], axis=1)
+    dist = np.linalg.norm(sm - tray[:, None, :], axis=2)
+    faint = g >= FAINT_REL_SLOPE * g.max(axis=1, keepdims=True)
+    k = k.copy()
+    for r in np.flatnonzero(faint[:, q + p:].any(axis=1)):
+        j = q + p
+        while j < k[r] - p:
+            if not faint[r, j]:
+                j += 1
+                continue
+            while j + 1 < n - 1 and g[r, j + 1] > g[r, j]:  # up to the local maximum
+                j += 1
+            if j >= k[r] - p:
+                break
+            step = dist[r, j + p]
+            inside = dist[r, j + p:max(k[r], j + p + FAINT_SUSTAIN_PX)]
+            if (step >= FAINT_MIN_STEP and dist[r, j - p] <= FAINT_OUT_FRACTION * step
+                    and inside.min() >= FAINT_IN_FRACTION * step
+                    and not _shadow_like(tray[r], sm[r, j + p])):
+                k[r] = j
+                break
+            j += 1
+    return k
+
+
+def _shadow_like(tray: np.ndarray, inside: np.ndarray) -> bool:
+    """``inside`` is the tray colour dimmed (a soft shadow), within a looser hue tolerance."""
+    nt, ni = float(np.linalg.norm(tray)) + 1e-6, float(np.linalg.norm(inside)) + 1e-6
+    return ni < nt and float(tray @ inside) / (nt * ni) > FAINT_SHADOW_COS
 
 
 def _climb(g: np.ndarray, k: np.ndarray) -> np.ndarray:
