@@ -40,6 +40,7 @@ CHUNK_MM = 8.0  # tracking chunk along the side
 EDGE_CLEAR_MM = 2.0  # keep this far from the perpendicular seam at the corners
 NOTCH_MM = 0.6  # outline this far inside the fitted edge (over a few mm) = the layers are separated
 EDGE_CUE_ALONG_MM = 4.0  # edge cues are averaged along the edge over this length
+FAINT_THREAD_SHARE = 0.45  # the thread's colour share at the track that is thread, however faint
 OCCLUDED_SHARE = 0.35  # track this close to the thread colour = thread hidden by a print
 VISIBLE_SHARE = 0.5  # fabric beside the track this unlike the thread = a thread there would show
 SEPARATED_FRACTION = 0.25  # share of a gap with edge cues that makes it an open seam
@@ -53,6 +54,7 @@ LONG_GAP_STITCHES = 8.0  # a gap this long (in stitches) is an open seam even wi
 MIN_LINE_LEVEL = 6.0  # grey levels of line response a thread must reach
 MIN_PERIODICITY = 0.25  # fraction of 16 mm windows agreeing on one stitch pitch
 CLEAR_PERIODICITY = 0.6  # ...this many: a faint line is still the seam
+CLEAN_LINE_RATIO = 10.0  # ...or a faint periodic line this far above a clean fabric's response
 MIN_SIDE_WINDOWS = 6  # a side with this many 16 mm windows is asked on its own...
 SIDE_PITCH_TOL = 0.08  # ...and must find the pitch or a multiple of it within this share
 CLEAR_SIDE_SUPPORT = 0.5  # a side's own finer train this clear sets the pitch
@@ -60,6 +62,9 @@ MIN_SIDES = 2  # sides that must be asked (one side alone can lock on a print)
 MIN_PITCH_SUPPORT = 0.3  # median ACF height at the pitch's multiples (independent renders: a
 #                           pitch read wrong had <= 0.22 at the true one; a clear train 0.4-0.95)
 MAX_RIVAL = 0.6  # a finer harmonic scoring this share of the pitch's: ambiguous
+FAINT_PITCH_SUPPORT = 0.2  # a lower support is enough when FAINT_VOTE_SHARE of all windows voted
+FAINT_VOTE_SHARE = 0.5  # for the pitch (within SIDE_PITCH_TOL) and no finer harmonic scores more
+FAINT_MAX_RIVAL = 0.3  # than this share of it
 
 
 @dataclass(frozen=True)
@@ -94,7 +99,8 @@ def _analyse_side(crop: MaskCrop, spec: MaskSpec, side: str, step: float) -> _Si
     strength = float(np.median(best.profile))
     # a thread line: clearly above the fabric's response, or weak but with a clear stitch pitch
     found = strength >= 3.0 * best.background and (
-        strength >= MIN_LINE_LEVEL or best.periodicity >= CLEAR_PERIODICITY)
+        strength >= MIN_LINE_LEVEL or best.periodicity >= CLEAR_PERIODICITY
+        or (strength >= CLEAN_LINE_RATIO * best.background and best.periodicity >= MIN_PERIODICITY))
     periodic = found and best.periodicity >= MIN_PERIODICITY
     return _Side(strip, resp, best, found, periodic, np.ones(resp.shape[1], bool))
 
@@ -166,11 +172,16 @@ def _pitch_evidence(per_side: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
     # contradicts it, and at least one side must see the pitch itself clearly
     ratios = [q / pitch for q, _sup, _riv in own]
     multiple = [abs(r - round(r)) <= SIDE_PITCH_TOL * round(r) and round(r) >= 1 for r in ratios]
+    # a faint train (light thread on a light print) has low ACF peaks, but when most windows
+    # voted for this very pitch and no finer harmonic comes near, the pitch is still clear
+    voted_for = float(np.mean(np.abs(pitches / pitch - 1) <= SIDE_PITCH_TOL)) if len(pitches) else 0.0
+    bar = (FAINT_PITCH_SUPPORT if voted_for >= FAINT_VOTE_SHARE and rival <= FAINT_MAX_RIVAL
+           else MIN_PITCH_SUPPORT)
     contra = any(q < 0.9 * pitch and sup >= MIN_PITCH_SUPPORT for q, sup, _riv in own)
-    sees = any(abs(q / pitch - 1) <= SIDE_PITCH_TOL and sup >= MIN_PITCH_SUPPORT for q, sup, _riv in own)
+    sees = any(abs(q / pitch - 1) <= SIDE_PITCH_TOL and sup >= bar for q, sup, _riv in own)
     sides = tuple(float(r) for r in ratios)
     agree = len(own) >= MIN_SIDES and all(multiple) and not contra and sees
-    confident = support >= MIN_PITCH_SUPPORT and rival <= MAX_RIVAL and agree
+    confident = support >= bar and rival <= MAX_RIVAL and agree
     return _PitchEvidence(voted, pitch, support, rival, tuple(sides), confident)
 
 
@@ -202,6 +213,15 @@ def _stitch_length(sides: dict[str, _Side], step: float) -> tuple[float | None, 
     if not refined.size:
         return pitch * step, pitch * step
     return float(np.median(refined)), float(np.percentile(refined, 90))
+
+
+def _faint_thread(s: _Side, fill_px: int) -> np.ndarray:
+    """Columns where the track still shows :data:`FAINT_THREAD_SHARE` of the thread's colour
+    (averaged over ``fill_px``, past the needle holes) though its line response is weak: a light
+    thread over a light print stripe. A skipped stitch leaves the fabric's own colour there."""
+    k = max(3, 2 * fill_px + 1)
+    share = np.convolve(s.track.fraction - 1.0, np.ones(k) / k, mode="same")
+    return share >= FAINT_THREAD_SHARE
 
 
 def _hidden(s: _Side, step: float, present: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -346,7 +366,7 @@ def analyze_seam(crop: MaskCrop, spec: MaskSpec) -> SeamResult:
                                   probability=_probability(length_mm / spec.seam.open_seam_min_mm)))
             continue
         fill = round(0.6 * nominal_mm / step)
-        present = sp.fill_short_runs(sp.thread_present(s.track, s.valid), fill)
+        present = sp.fill_short_runs(sp.thread_present(s.track, s.valid) | _faint_thread(s, fill), fill)
         seen = np.ones_like(present)  # where a missing thread would be visible
         if _gaps(present, c_lo, c_hi, skip_limit_mm / step):  # only then pay for the finer checks
             occluded, visible = _hidden(s, step, present)
