@@ -40,7 +40,8 @@ CHUNK_MM = 8.0  # tracking chunk along the side
 EDGE_CLEAR_MM = 2.0  # keep this far from the perpendicular seam at the corners
 NOTCH_MM = 0.6  # outline this far inside the fitted edge (over a few mm) = the layers are separated
 EDGE_CUE_ALONG_MM = 4.0  # edge cues are averaged along the edge over this length
-FAINT_THREAD_SHARE = 0.45  # the thread's colour share at the track that is thread, however faint
+FAINT_THREAD_SHARE = 0.45  # the thread's colour share at the track that is thread, however faint...
+FAINT_LINE_SYMMETRY = 0.5  # ...where the fabric above and below it differ less than this x the line
 OCCLUDED_SHARE = 0.35  # track this close to the thread colour = thread hidden by a print
 VISIBLE_SHARE = 0.5  # fabric beside the track this unlike the thread = a thread there would show
 SEPARATED_FRACTION = 0.25  # share of a gap with edge cues that makes it an open seam
@@ -63,8 +64,8 @@ MIN_PITCH_SUPPORT = 0.3  # median ACF height at the pitch's multiples (independe
 #                           pitch read wrong had <= 0.22 at the true one; a clear train 0.4-0.95)
 MAX_RIVAL = 0.6  # a finer harmonic scoring this share of the pitch's: ambiguous
 FAINT_PITCH_SUPPORT = 0.2  # a lower support is enough when FAINT_VOTE_SHARE of all windows voted
-FAINT_VOTE_SHARE = 0.5  # for the pitch (within SIDE_PITCH_TOL) and no finer harmonic scores more
-FAINT_MAX_RIVAL = 0.3  # than this share of it
+FAINT_VOTE_SHARE = 0.5  # for the pitch (within SIDE_PITCH_TOL), no finer harmonic scores more
+FAINT_MAX_RIVAL = 0.3  # than this share of it, and MIN_SIDES sides each see it at that support
 
 
 @dataclass(frozen=True)
@@ -174,11 +175,13 @@ def _pitch_evidence(per_side: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
     multiple = [abs(r - round(r)) <= SIDE_PITCH_TOL * round(r) and round(r) >= 1 for r in ratios]
     # a faint train (light thread on a light print) has low ACF peaks, but when most windows
     # voted for this very pitch and no finer harmonic comes near, the pitch is still clear
+    # (then at least two sides must each see the pitch itself at that support)
     voted_for = float(np.mean(np.abs(pitches / pitch - 1) <= SIDE_PITCH_TOL)) if len(pitches) else 0.0
-    bar = (FAINT_PITCH_SUPPORT if voted_for >= FAINT_VOTE_SHARE and rival <= FAINT_MAX_RIVAL
-           else MIN_PITCH_SUPPORT)
+    faint = voted_for >= FAINT_VOTE_SHARE and rival <= FAINT_MAX_RIVAL and support < MIN_PITCH_SUPPORT
+    bar = FAINT_PITCH_SUPPORT if faint else MIN_PITCH_SUPPORT
     contra = any(q < 0.9 * pitch and sup >= MIN_PITCH_SUPPORT for q, sup, _riv in own)
-    sees = any(abs(q / pitch - 1) <= SIDE_PITCH_TOL and sup >= bar for q, sup, _riv in own)
+    seeing = sum(abs(q / pitch - 1) <= SIDE_PITCH_TOL and sup >= bar for q, sup, _riv in own)
+    sees = seeing >= (MIN_SIDES if faint else 1)
     sides = tuple(float(r) for r in ratios)
     agree = len(own) >= MIN_SIDES and all(multiple) and not contra and sees
     confident = support >= bar and rival <= MAX_RIVAL and agree
@@ -215,13 +218,26 @@ def _stitch_length(sides: dict[str, _Side], step: float) -> tuple[float | None, 
     return float(np.median(refined)), float(np.percentile(refined, 90))
 
 
-def _faint_thread(s: _Side, fill_px: int) -> np.ndarray:
+def _faint_thread(s: _Side, fill_px: int, step: float) -> np.ndarray:
     """Columns where the track still shows :data:`FAINT_THREAD_SHARE` of the thread's colour
     (averaged over ``fill_px``, past the needle holes) though its line response is weak: a light
-    thread over a light print stripe. A skipped stitch leaves the fabric's own colour there."""
+    thread over a light print stripe. Only where the fabric just above and below the track look
+    alike (a line between them, not a print edge running along the track), and the track differs
+    from them: a skipped stitch leaves the fabric's own colour there.
+    """
     k = max(3, 2 * fill_px + 1)
     share = np.convolve(s.track.fraction - 1.0, np.ones(k) / k, mode="same")
-    return share >= FAINT_THREAD_SHARE
+    img = s.strip.image.astype(np.float32)
+    n_v, n_u = img.shape[:2]
+    cols = np.arange(n_u)
+    r = np.clip(np.round(s.track.v_px).astype(int), 0, n_v - 1)
+    off = round(1.2 / step)
+    above, below = img[np.clip(r - off, 0, n_v - 1), cols], img[np.clip(r + off, 0, n_v - 1), cols]
+    line = np.linalg.norm(img[r, cols] - 0.5 * (above + below), axis=1)
+    step_across = np.linalg.norm(above - below, axis=1)
+    box = np.ones(k) / k
+    line, step_across = np.convolve(line, box, mode="same"), np.convolve(step_across, box, mode="same")
+    return (share >= FAINT_THREAD_SHARE) & (step_across < FAINT_LINE_SYMMETRY * line)
 
 
 def _hidden(s: _Side, step: float, present: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -366,7 +382,7 @@ def analyze_seam(crop: MaskCrop, spec: MaskSpec) -> SeamResult:
                                   probability=_probability(length_mm / spec.seam.open_seam_min_mm)))
             continue
         fill = round(0.6 * nominal_mm / step)
-        present = sp.fill_short_runs(sp.thread_present(s.track, s.valid) | _faint_thread(s, fill), fill)
+        present = sp.fill_short_runs(sp.thread_present(s.track, s.valid) | _faint_thread(s, fill, step), fill)
         seen = np.ones_like(present)  # where a missing thread would be visible
         if _gaps(present, c_lo, c_hi, skip_limit_mm / step):  # only then pay for the finer checks
             occluded, visible = _hidden(s, step, present)
