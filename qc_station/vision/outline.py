@@ -207,37 +207,36 @@ def _faint_outer_edge(sm: np.ndarray, g: np.ndarray, k: np.ndarray) -> np.ndarra
     lint, dust and scratches are thin and return to it, a shadow is the tray's colour dimmed.
     """
     n = g.shape[1]
-    p = SHADOW_PROBE_PX
-    q = TRAY_REF_PX
+    p, q = SHADOW_PROBE_PX, TRAY_REF_PX
     tray = np.median(sm[:, :q], axis=1)
-    dist = np.linalg.norm(sm - tray[:, None, :], axis=2)
-    faint = g >= FAINT_REL_SLOPE * g.max(axis=1, keepdims=True)
-    k = k.copy()
-    for r in np.flatnonzero(faint[:, q + p:].any(axis=1)):
-        j = q + p
-        while j < k[r] - p:
-            if not faint[r, j]:
-                j += 1
-                continue
-            while j + 1 < n - 1 and g[r, j + 1] > g[r, j]:  # up to the local maximum
-                j += 1
-            if j >= k[r] - p:
-                break
-            step = dist[r, j + p]
-            inside = dist[r, j + p:max(k[r], j + p + FAINT_SUSTAIN_PX)]
-            if (step >= FAINT_MIN_STEP and dist[r, j - p] <= FAINT_OUT_FRACTION * step
-                    and inside.min() >= FAINT_IN_FRACTION * step
-                    and not _shadow_like(tray[r], sm[r, j + p])):
-                k[r] = j
-                break
-            j += 1
-    return k
+    dist = np.linalg.norm(sm - tray[:, None, :], axis=2).astype(np.float32)
+    idx = np.arange(n)[None, :]
+    # the colour's closest approach to the tray's from each sample inward, up to the strong rise k
+    before_k = np.where(idx < k[:, None], dist, np.inf)
+    to_k = np.minimum.accumulate(before_k[:, ::-1], axis=1)[:, ::-1]
+    ahead = cv2.erode(dist, np.ones((1, FAINT_SUSTAIN_PX), np.uint8), anchor=(0, 0),
+                      borderType=cv2.BORDER_REPLICATE)  # min over the next FAINT_SUSTAIN_PX samples
+    inside = np.minimum(to_k, ahead)
+    j = idx[:, q + p:n - p - 1]  # candidate rises, their probes inside the profile
+    jj = j[0]
+    gj = g[:, jj]
+    step = dist[:, jj + p]
+    peak = (gj >= g[:, jj - 1]) & (gj >= g[:, jj + 1])
+    peak &= gj >= FAINT_REL_SLOPE * g.max(axis=1, keepdims=True)
+    outer = j < (k[:, None] - p)
+    clear = ((step >= FAINT_MIN_STEP) & (dist[:, jj - p] <= FAINT_OUT_FRACTION * step)
+             & (inside[:, jj + p] >= FAINT_IN_FRACTION * step))
+    ok = peak & outer & clear
+    ok &= ~_shadow_like(tray[:, None, :], sm[:, jj + p])
+    has = ok.any(axis=1)
+    return np.where(has, jj[np.argmax(ok, axis=1)], k)
 
 
-def _shadow_like(tray: np.ndarray, inside: np.ndarray) -> bool:
+def _shadow_like(tray: np.ndarray, inside: np.ndarray) -> np.ndarray:
     """``inside`` is the tray colour dimmed (a soft shadow), within a looser hue tolerance."""
-    nt, ni = float(np.linalg.norm(tray)) + 1e-6, float(np.linalg.norm(inside)) + 1e-6
-    return ni < nt and float(tray @ inside) / (nt * ni) > FAINT_SHADOW_COS
+    nt = np.linalg.norm(tray, axis=-1) + 1e-6
+    ni = np.linalg.norm(inside, axis=-1) + 1e-6
+    return (ni < nt) & ((tray * inside).sum(axis=-1) / (nt * ni) > FAINT_SHADOW_COS)
 
 
 def _climb(g: np.ndarray, k: np.ndarray) -> np.ndarray:
