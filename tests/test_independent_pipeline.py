@@ -74,10 +74,9 @@ DEFECTS = [
         "count) and width 187.15 mm for 183.34 (+3.8 mm, a false width reject)"))),
     pytest.param(23, "ear_loop", id="ear_loop", marks=pytest.mark.xfail(strict=True, reason=(
         "dotted fabric on green, one loop missing: loops right, but height 91.15 mm for 91.75 (-0.6 mm)"))),
-    pytest.param(24, "stitch_length", id="stitch_length", marks=pytest.mark.xfail(strict=True, reason=(
-        "plain mid-grey fabric on a light grey tray: width 174.7 mm for 182.0 (-7.3 mm), height 92.96 for "
-        "95.33: the outline takes the real edge (grey = the tray's colour dimmed) for a shadow and fits an "
-        "inner rise; also 2 pleats for 3 and false open_seam"))),
+    # plain mid-grey fabric on a light grey tray (was width -7.3 mm: the real edge taken for a shadow;
+    # fixed by the outline's segmentation check on the shadow rule)
+    pytest.param(24, "stitch_length", id="stitch_length"),
     pytest.param(25, "skipped_stitch", id="skipped_stitch"),
 ]
 

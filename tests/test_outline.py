@@ -23,9 +23,11 @@ def _camera(k: int):
 
 # (case seed, defects, camera): a dark stripe along a side on a black tray (the side was fitted
 # on the next stripe edge: height -3.9 mm), white check squares along a side on a light grey tray
-# (width -4.1 mm)
-@pytest.mark.parametrize("seed,defects,cam", [(1966873268, ("height",), 0), (896356540, (), 2)])
-def test_faint_outer_edge_is_the_outline(seed, defects, cam):
+# (width -4.1 mm), grey checks on a light grey tray (the edge taken for a shadow: width -6.4 mm),
+# stripes on light grey whose soft shadow darkens the tray next to the edge (width -3.1 mm)
+@pytest.mark.parametrize("seed,defects,cam", [(1966873268, ("height",), 0), (896356540, (), 2),
+                                              (1901314781, (), 0), (1772108105, (), 0)])
+def test_low_contrast_edge_is_the_outline(seed, defects, cam):
     camera = _camera(cam)
     cal = bundled_sim_calibration() if cam == 0 else truth_calibration(camera)
     image, truth = sim.render_case(seed, defects=defects, camera=camera, spec=SPEC)

@@ -45,6 +45,8 @@ OUTERMOST_REL_SLOPE = 0.3
 SHADOW_DIM = (0.4, 0.97)
 SHADOW_COS = 0.998
 SHADOW_PROBE_PX = 4
+#: ... except a rise within this of the segmentation's edge when the skip would go further in.
+COARSE_SHADOW_TOL_MM = 1.5
 #: See _outermost_cluster.
 OUTER_GROUP_MM = 0.5
 OUTER_GROUP_FRACTION = 0.2
@@ -153,12 +155,13 @@ def peak_slopes(prof: np.ndarray, reach_px: int) -> tuple[np.ndarray, np.ndarray
     return g[r, k], np.sqrt((diff * diff).sum(axis=1))
 
 
-def _peaks(prof: np.ndarray, expected: np.ndarray | None = None,
-           window_px: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _peaks(prof: np.ndarray, expected: np.ndarray | None = None, window_px: int = 0,
+           coarse_px: int | None = None, tol_px: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Sub-pixel index of the edge on each profile, its slope and step height.
 
     The outermost rise of at least :data:`OUTERMOST_REL_SLOPE` of the profile's strongest,
-    looking only within ``window_px`` of ``expected`` when that is given.
+    looking only within ``window_px`` of ``expected`` when that is given. ``coarse_px``: the
+    segmentation's edge on the profiles (first pass), see the shadow rule below.
     """
     sm, g = _smoothed_gradient(prof)
     n = g.shape[1]
@@ -172,6 +175,7 @@ def _peaks(prof: np.ndarray, expected: np.ndarray | None = None,
         inner[np.abs(idx - np.rint(expected)[:, None]) > window_px] = 0.0
     strong = inner >= OUTERMOST_REL_SLOPE * inner.max(axis=1, keepdims=True)
     k = _climb(inner, np.argmax(strong, axis=1))
+    k0 = k
     # a soft shadow on the tray is a rise too: the tray colour, darker. Skip such a rise when a
     # strong one follows further in (the mask edge itself)
     for _ in range(2):
@@ -186,6 +190,11 @@ def _peaks(prof: np.ndarray, expected: np.ndarray | None = None,
         if not has_next.any():
             break
         k = np.where(has_next, _climb(inner, np.argmax(later, axis=1)), k)
+    if coarse_px is not None:
+        # ...but not a "shadow" where the segmentation (a tray colour model) already put the
+        # mask: a grey fabric on a grey tray is the tray's colour darker, and it is the edge
+        fabric = (np.abs(k0 - coarse_px) <= tol_px) & (k - coarse_px > tol_px)
+        k = np.where(fabric, k0, k)
     if expected is None:
         k = _faint_outer_edge(sm, inner, k)
     k = np.clip(k, 1, n - 2)
@@ -202,7 +211,8 @@ def _faint_outer_edge(sm: np.ndarray, g: np.ndarray, k: np.ndarray) -> np.ndarra
     A print colour close to the tray's along the edge (a dark stripe on a black tray) makes the
     mask's own edge a weak rise, under :data:`OUTERMOST_REL_SLOPE` of the print's inner edges. A
     rise of at least :data:`FAINT_REL_SLOPE` outside ``k`` is the edge when the tray colour
-    (the profile's outer :data:`TRAY_REF_PX`) lies just outside it, and from just inside it to
+    (the profile's outer :data:`TRAY_REF_PX`) lies outside it (2 probes out: the mask's own soft
+    shadow may already darken the tray next to the edge), and from just inside it to
     ``k`` (at least :data:`FAINT_SUSTAIN_PX` samples) the colour never comes back to the tray's:
     lint, dust and scratches are thin and return to it, a shadow is the tray's colour dimmed.
     """
@@ -217,14 +227,14 @@ def _faint_outer_edge(sm: np.ndarray, g: np.ndarray, k: np.ndarray) -> np.ndarra
     ahead = cv2.erode(dist, np.ones((1, FAINT_SUSTAIN_PX), np.uint8), anchor=(0, 0),
                       borderType=cv2.BORDER_REPLICATE)  # min over the next FAINT_SUSTAIN_PX samples
     inside = np.minimum(to_k, ahead)
-    j = idx[:, q + p:n - p - 1]  # candidate rises, their probes inside the profile
+    j = idx[:, q + 2 * p:n - p - 1]  # candidate rises, their probes inside the profile
     jj = j[0]
     gj = g[:, jj]
     step = dist[:, jj + p]
     peak = (gj >= g[:, jj - 1]) & (gj >= g[:, jj + 1])
     peak &= gj >= FAINT_REL_SLOPE * g.max(axis=1, keepdims=True)
     outer = j < (k[:, None] - p)
-    clear = ((step >= FAINT_MIN_STEP) & (dist[:, jj - p] <= FAINT_OUT_FRACTION * step)
+    clear = ((step >= FAINT_MIN_STEP) & (dist[:, jj - 2 * p] <= FAINT_OUT_FRACTION * step)
              & (inside[:, jj + p] >= FAINT_IN_FRACTION * step))
     ok = peak & outer & clear
     ok &= ~_shadow_like(tray[:, None, :], sm[:, jj + p])
@@ -270,7 +280,7 @@ def _solve(rows: np.ndarray, rhs: np.ndarray, w: np.ndarray) -> np.ndarray:
 _COL = {"top": 1, "bottom": 2, "left": 3, "right": 4}
 
 
-def _edge_rows(prof: EdgeProfiles, lines: np.ndarray | None, window_px: int):
+def _edge_rows(prof: EdgeProfiles, lines: np.ndarray | None, window_px: int, mm_per_px: float = 0.0):
     """Design rows / right-hand sides / side names of the rectangle fit, and step heights."""
     rows, rhs, sides, contrast = [], [], [], []
     for side, p in prof.profiles.items():
@@ -280,7 +290,9 @@ def _edge_rows(prof: EdgeProfiles, lines: np.ndarray | None, window_px: int):
             m, b = lines[0], lines[_COL[side]]
             across_fit = (m * along + b) if side in ("top", "bottom") else (-m * along + b)
             expected = (across_fit - prof.start_px[side]) * prof.direction[side]
-        idx, slope, step = _peaks(p, expected, window_px)
+        coarse = round(SEARCH_OUT_MM / mm_per_px) if lines is None and mm_per_px > 0 else None
+        tol = round(COARSE_SHADOW_TOL_MM / mm_per_px) if mm_per_px > 0 else 0
+        idx, slope, step = _peaks(p, expected, window_px, coarse, tol)
         med = float(np.median(slope))
         if med <= 0:
             return None
@@ -351,7 +363,7 @@ def fit_profiles(prof: EdgeProfiles, grid: CropGrid) -> Outline | None:
     """:func:`fit_outline` on profiles already taken."""
     if len(prof.profiles) < 4:
         return None
-    first = _edge_rows(prof, None, 0)
+    first = _edge_rows(prof, None, 0, grid.mm_per_px)
     if first is None or (fit := _robust_fit(*first[:3], floor_px=2.0)) is None:
         return None
     lines = _outermost_cluster(*first[:3], fit[0], grid.mm_per_px)
