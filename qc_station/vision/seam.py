@@ -184,7 +184,11 @@ def _pitch_evidence(per_side: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
     sees = seeing >= (MIN_SIDES if faint else 1)
     sides = tuple(float(r) for r in ratios)
     agree = len(own) >= MIN_SIDES and all(multiple) and not contra and sees
-    confident = support >= bar and rival <= MAX_RIVAL and agree
+    # a print crossing two sides' seams blurs their needle holes and drags the pooled support
+    # down: MIN_SIDES sides that each clearly find this very pitch on their own are enough
+    clear_sides = sum(abs(q / pitch - 1) <= SIDE_PITCH_TOL and sup >= MIN_PITCH_SUPPORT and riv <= MAX_RIVAL
+                      for q, sup, riv in own)
+    confident = (support >= bar or clear_sides >= MIN_SIDES) and rival <= MAX_RIVAL and agree
     return _PitchEvidence(voted, pitch, support, rival, tuple(sides), confident)
 
 
