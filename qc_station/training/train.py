@@ -5,41 +5,20 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
+from qc_station.training.config import TrainConfig
 from qc_station.training.data import augment, cell_targets, cut_patches, render
-from qc_station.training.net import CLASSES, DefectNet, build_net
+from qc_station.training.net import CELL_PX, CLASSES, DefectNet, build_net
 
 #: Seeds of training renders start here; the benchmark uses BENCH_SEED_BASE and up (disjoint).
 TRAIN_SEED_BASE = 1_000_000
 VAL_SEED_BASE = 5_000_000
-
-
-@dataclass
-class TrainConfig:
-    seed: int = 0
-    n_masks: int = 420  # rendered training masks (about 15% clean)
-    clean_fraction: float = 0.15
-    patch_px: int = 128
-    patches_random: int = 12  # random patches per mask
-    patches_per_defect: int = 5
-    epochs: int = 10
-    patches_per_epoch: int = 4096  # a random subset of the bank each epoch (fresh augmentation)
-    batch: int = 48
-    lr: float = 3e-3
-    pos_weight: float = 3.0
-    threads: int = 2
-    # Loss only on cells at least this many cells from the patch edge: edge cells see the zero
-    # padding of a small patch, which never happens inside a full crop at run time.
-    center_margin_cells: int = 1
-    init_weights: str | None = None  # continue from saved weights (fine-tuning stage)
-    exclude: tuple[str, ...] = ()  # defect kinds left out (anomaly experiment)
-    log: list[str] = field(default_factory=list)
 
 
 def defect_mix(rng: np.random.Generator, cfg: TrainConfig) -> tuple[str, ...]:
@@ -51,21 +30,50 @@ def defect_mix(rng: np.random.Generator, cfg: TrainConfig) -> tuple[str, ...]:
     return tuple(rng.choice(codes, size=min(k, len(codes)), replace=False).tolist())
 
 
+def _render_patches(job: tuple) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """One training mask -> its patches (a process-pool task: deterministic from the job alone)."""
+    seed, mix, patch_px, n_random, n_per_defect, exclude = job
+    rng = np.random.default_rng(seed)
+    a, b = cut_patches(render(seed, mix), rng, patch_px, n_random, n_per_defect)
+    if exclude:  # a left-out kind must not appear as a positive
+        drop = np.array([c in exclude for c in CLASSES])[:, None, None]
+        b = [np.where(drop, 0, x).astype(np.uint8) for x in b]
+    return a, b
+
+
 def build_bank(cfg: TrainConfig, echo=print) -> tuple[np.ndarray, np.ndarray]:
     """Render the training masks and cut the patch bank (N x S x S x 3, N x C x S x S)."""
     rng = np.random.default_rng(cfg.seed)
+    jobs = [(TRAIN_SEED_BASE + cfg.seed * 100_000 + i, defect_mix(rng, cfg), cfg.patch_px,
+             cfg.patches_random, cfg.patches_per_defect, tuple(cfg.exclude)) for i in range(cfg.n_masks)]
     ims, labs = [], []
     t0 = time.perf_counter()
-    for i in range(cfg.n_masks):
-        r = render(TRAIN_SEED_BASE + cfg.seed * 100_000 + i, defect_mix(rng, cfg))
-        a, b = cut_patches(r, rng, cfg.patch_px, cfg.patches_random, cfg.patches_per_defect)
-        if cfg.exclude:  # a left-out kind must not appear as a positive
-            b = [np.where(np.array([c in cfg.exclude for c in CLASSES])[:, None, None], 0, x) for x in b]
-        ims += a
-        labs += b
-        if (i + 1) % 100 == 0:
-            echo(f"  rendered {i + 1}/{cfg.n_masks} masks ({time.perf_counter() - t0:.0f} s)")
+    with _pool(cfg.render_procs) as pool:
+        for i, (a, b) in enumerate(pool.imap(_render_patches, jobs, chunksize=4)):
+            ims += a
+            labs += b
+            if (i + 1) % 100 == 0:
+                echo(f"  rendered {i + 1}/{cfg.n_masks} masks ({time.perf_counter() - t0:.0f} s)")
     return np.stack(ims), np.stack(labs)
+
+
+class _SerialPool:
+    def imap(self, fn, jobs, chunksize=1):
+        return map(fn, jobs)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def _pool(n: int):
+    if n <= 1:
+        return _SerialPool()
+    import multiprocessing as mp
+
+    return mp.get_context("fork").Pool(n)
 
 
 def _bank_key(cfg: TrainConfig) -> str:
@@ -74,7 +82,7 @@ def _bank_key(cfg: TrainConfig) -> str:
     d = config_dict(cfg)
     fields = ("seed", "n_masks", "clean_fraction", "patch_px", "patches_random", "patches_per_defect",
               "exclude")
-    raw = json.dumps([sim_backend()[2], *(d[k] for k in fields)])
+    raw = json.dumps(["bank-v2", sim_backend()[2], *(d[k] for k in fields)])
     return hashlib.sha256(raw.encode()).hexdigest()[:16]
 
 
@@ -86,15 +94,75 @@ def load_or_build_bank(cfg: TrainConfig, cache_dir: Path | None, echo=print) -> 
     """
     if cache_dir is None:
         return build_bank(cfg, echo)
-    path = Path(cache_dir) / f"bank-{_bank_key(cfg)}.npz"
-    if path.exists():
+    path = Path(cache_dir) / f"bank-{_bank_key(cfg)}.npy"
+    lpath = path.with_suffix(".labels.npy")
+    if path.exists() and lpath.exists():
         echo(f"patch bank from cache {path}")
-        with np.load(path) as z:
-            return z["images"], z["labels"]
+        return np.load(path), np.load(lpath)
     images, labels = build_bank(cfg, echo)
     path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(path, images=images, labels=labels)
+    np.save(lpath, labels)
+    np.save(path, images)
     return images, labels
+
+
+class PatchStream(torch.utils.data.Dataset):
+    """Augmented patches keyed by (epoch, index): the same key gives the same sample in any process."""
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray, seed: int):
+        self.images, self.labels, self.seed = images, labels, seed
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, key: tuple[int, int]):
+        epoch, i = key
+        rng = np.random.default_rng((self.seed, epoch, i))
+        im, lab = augment(self.images[i], self.labels[i], rng)
+        t, w = cell_targets(lab)
+        return torch.from_numpy(np.ascontiguousarray(im.transpose(2, 0, 1))), torch.from_numpy(t), \
+            torch.from_numpy(w)
+
+
+def _batches(stream: PatchStream, cfg: TrainConfig, epoch: int, rng: np.random.Generator):
+    """The batches of one epoch (a random subset of the bank), through the augmentation workers."""
+    order = rng.permutation(len(stream))[: cfg.patches_per_epoch]
+    keys = [[(epoch, int(i)) for i in order[s : s + cfg.batch]]
+            for s in range(0, len(order) - cfg.batch + 1, cfg.batch)]
+    if cfg.workers <= 0:
+        return (torch.utils.data.default_collate([stream[k] for k in b]) for b in keys)
+    return iter(torch.utils.data.DataLoader(stream, batch_sampler=keys, num_workers=cfg.workers,
+                                            multiprocessing_context="fork", prefetch_factor=4))
+
+
+def mining_crops(cfg: TrainConfig) -> list:
+    """Whole clean masks for hard-negative mining (their own seed range, never benchmarked)."""
+    return [render(TRAIN_SEED_BASE + cfg.seed * 100_000 + 90_000 + i).crop for i in range(cfg.mine_masks)]
+
+
+def mine_hard_negatives(net: DefectNet, crops: list, cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Patches around the cells of clean masks where the net fires most (labels all zero)."""
+    from qc_station.vision.defects import cell_geometry, prepare_input
+
+    s = cfg.patch_px
+    ims = []
+    net.eval()
+    with torch.no_grad():
+        for crop in crops:
+            logits, _ = net(torch.from_numpy(prepare_input(crop.image, CELL_PX)))
+            peak = logits[0].max(0).values.numpy()
+            valid, _ = cell_geometry(crop.body, crop.mm_per_px, CELL_PX, peak.shape)
+            peak = np.where(valid, peak, -np.inf)
+            h, w = crop.image.shape[:2]
+            for flat in np.argsort(peak, axis=None)[::-1][: cfg.mine_per_mask]:
+                r, c = np.unravel_index(flat, peak.shape)
+                if not np.isfinite(peak[r, c]):
+                    break
+                y0 = int(np.clip(r * CELL_PX + CELL_PX // 2 - s // 2, 0, h - s))
+                x0 = int(np.clip(c * CELL_PX + CELL_PX // 2 - s // 2, 0, w - s))
+                ims.append(crop.image[y0 : y0 + s, x0 : x0 + s].copy())
+    net.train()
+    return np.stack(ims), np.zeros((len(ims), len(CLASSES), s, s), np.uint8)
 
 
 def train(cfg: TrainConfig, echo=print, cache_dir: Path | None = None) -> DefectNet:
@@ -104,32 +172,33 @@ def train(cfg: TrainConfig, echo=print, cache_dir: Path | None = None) -> Defect
     images, labels = load_or_build_bank(cfg, cache_dir, echo)
     echo(f"patch bank: {len(images)} patches of {cfg.patch_px} px, positives per class "
          f"{[int(labels[:, c].any(axis=(1, 2)).sum()) for c in range(len(CLASSES))]}")
+    return train_on_bank(cfg, images, labels, mining_crops(cfg) if cfg.mine_at else [], echo)
+
+
+def train_on_bank(cfg: TrainConfig, images: np.ndarray, labels: np.ndarray, mine_from: list,
+                  echo=print) -> DefectNet:
+    """The training loop proper (AdamW, one-cycle lr, per-cell BCE, hard-negative rounds)."""
+    torch.set_num_threads(cfg.threads)
     net = build_net(cfg.seed)
     if cfg.init_weights:
         net.load_state_dict(torch.load(cfg.init_weights, map_location="cpu"))
         echo(f"starting from {cfg.init_weights}")
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=1e-4)
     steps_per_epoch = min(len(images), cfg.patches_per_epoch) // cfg.batch
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, cfg.lr, total_steps=cfg.epochs * steps_per_epoch)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, cfg.lr, total_steps=cfg.epochs * steps_per_epoch + 8)
     bce = nn.BCEWithLogitsLoss(reduction="none", pos_weight=torch.full((len(CLASSES), 1, 1), cfg.pos_weight))
     rng = np.random.default_rng(cfg.seed + 1)
+    mine_epochs = {round(f * cfg.epochs) for f in cfg.mine_at} if mine_from else set()
     t0 = time.perf_counter()
     for epoch in range(cfg.epochs):
+        if epoch in mine_epochs:
+            hi, hl = mine_hard_negatives(net, mine_from, cfg)
+            images, labels = np.concatenate([images, hi]), np.concatenate([labels, hl])
+            echo(f"  mined {len(hi)} hard-negative patches (bank now {len(images)})")
         net.train()
-        order = rng.permutation(len(images))
-        total = 0.0
-        for s in range(steps_per_epoch):
-            idx = order[s * cfg.batch : (s + 1) * cfg.batch]
-            xs, ts, ws = [], [], []
-            for i in idx:
-                im, lab = augment(images[i], labels[i], rng)
-                t, w = cell_targets(lab)
-                xs.append(im.transpose(2, 0, 1))
-                ts.append(t)
-                ws.append(w)
-            x = torch.from_numpy(np.stack(xs).astype(np.float32) / 255.0)
-            t = torch.from_numpy(np.stack(ts))
-            w = torch.from_numpy(np.stack(ws))
+        total, n = 0.0, 0
+        for x8, t, w in _batches(PatchStream(images, labels, cfg.seed), cfg, epoch, rng):
+            x = x8.float() / 255.0
             if cfg.center_margin_cells:
                 m = cfg.center_margin_cells
                 keep = torch.zeros_like(w)
@@ -142,8 +211,9 @@ def train(cfg: TrainConfig, echo=print, cache_dir: Path | None = None) -> Defect
             opt.step()
             sched.step()
             total += loss.item()
+            n += 1
         elapsed = time.perf_counter() - t0
-        msg = f"epoch {epoch + 1}/{cfg.epochs}: loss {total / steps_per_epoch:.4f} ({elapsed:.0f} s)"
+        msg = f"epoch {epoch + 1}/{cfg.epochs}: loss {total / max(1, n):.4f} ({elapsed:.0f} s)"
         cfg.log.append(msg)
         echo(msg)
     net.eval()
@@ -155,4 +225,5 @@ def config_dict(cfg: TrainConfig) -> dict:
     d = asdict(cfg)
     d.pop("log")
     d["exclude"] = list(cfg.exclude)
+    d["mine_at"] = list(cfg.mine_at)
     return d
