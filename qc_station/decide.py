@@ -136,7 +136,8 @@ def classifier_reasons(pred: DefectPrediction | None, spec: MaskSpec,
     if pred.anomaly_score > threshold:
         out.append(Reason(code="anomaly", message=f"anomaly score {pred.anomaly_score:.2f} > "
                           f"{threshold:.2f}", severity=spec.severity_of("anomaly"),
-                          value=round(float(pred.anomaly_score), 3), upper=threshold, unit="score"))
+                          value=round(float(pred.anomaly_score), 3), upper=threshold, unit="score",
+                          box_mm=pred.anomaly_box_mm))
     return out
 
 

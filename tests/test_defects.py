@@ -94,26 +94,54 @@ def test_metadata_and_threshold_override(model):
 
 
 def test_clean_masks_have_no_findings(model):
-    for k in range(2):
-        pred = model.predict(_render(TEST_SEED + k, ()).crop)
-        assert pred.findings == (), pred.findings
-        assert 0 <= pred.anomaly_score < model.anomaly_threshold
+    # Thresholds are picked for ~1% false findings per code on good masks (0/200 on the bench);
+    # one false finding in six masks is tolerated, two are not.
+    preds = [model.predict(_render(TEST_SEED + k, ()).crop) for k in range(6)]
+    assert sum(bool(p.findings) for p in preds) <= 1, [p.findings for p in preds]
+    assert all(0 <= p.anomaly_score < model.anomaly_threshold for p in preds)
 
 
-# The shipped model v0.2.0 misses most stains and holes (recall 3-20% on fresh simulator seeds,
-# see models/MODEL_CARD.md): this is the target, kept visible until a better model ships.
-@pytest.mark.xfail(reason="model v0.2.0-experimental: low recall, see models/MODEL_CARD.md", strict=False)
-@pytest.mark.parametrize("code", ["stain", "hole"])
-def test_defect_is_found_near_its_truth_box(model, code):
-    r = _render(TEST_SEED + 10 + ["stain", "hole"].index(code), (code,))
-    truths = [d.box_mm for d in r.truth.defects if d.code == code]
-    assert truths
-    pred = model.predict(r.crop)
-    hits = [f for f in pred.findings if f.code == code and any(_near(f.box_mm, t) for t in truths)]
-    assert hits, (pred.findings, truths)
-    assert hits[0].probability >= model.probability_threshold
-    # nothing of that code far away from the truth
-    assert all(any(_near(f.box_mm, t) for t in truths) for f in pred.findings if f.code == code)
+def _hits(model, code, n=8):
+    """How many of ``n`` fresh single-defect masks get a finding of ``code`` at the right place."""
+    found = 0
+    for k in range(n):
+        r = _render(TEST_SEED + 100 + 100 * ["stain", "hole", "open_seam", "skipped_stitch"].index(code) + k,
+                    (code,))
+        truths = [d.box_mm for d in r.truth.defects if d.code == code]
+        pred = model.predict(r.crop)
+        found += any(f.code == code and any(_near(f.box_mm, t) for t in truths) for f in pred.findings)
+    return found
+
+
+# Regression floors for the shipped model v0.3.0 (about 2 below what it gets on these seeds).
+# The issue's target is >= 98% recall per code; see models/MODEL_CARD.md for the bench figures.
+@pytest.mark.parametrize(("code", "floor"),
+                         [("stain", 2), ("hole", 6), ("open_seam", 5), ("skipped_stitch", 3)])
+def test_defects_are_found_near_their_truth_box(model, code, floor):
+    assert _hits(model, code) >= floor
+
+
+@pytest.mark.xfail(reason="model v0.3.0: recall below the 98% target (stain 0.67, skipped_stitch 0.50 "
+                   "on the bench), see models/MODEL_CARD.md", strict=True)
+def test_every_defect_is_found():
+    model = DefectModel.load()
+    assert all(_hits(model, code) == 8 for code in ("stain", "skipped_stitch"))
+
+
+@pytest.mark.parametrize("kind", ["burn", "pen_mark", "foreign_patch"])
+def test_anomaly_flags_defects_never_trained_on(model, kind):
+    from qc_station.training.novel import paint_novel
+
+    rng = np.random.default_rng(1)
+    flagged = 0
+    for k in range(3):
+        crop, box = paint_novel(_render(TEST_SEED + 600 + k, ()).crop, kind, rng)
+        pred = model.predict(crop)
+        if pred.anomaly_score > pred.anomaly_threshold:
+            flagged += 1  # and the reason points at it
+            assert pred.anomaly_box_mm is not None
+            assert _near(pred.anomaly_box_mm, box), (pred.anomaly_box_mm, box)
+    assert flagged >= 2, kind
 
 
 def test_one_session_reused_and_outputs_deterministic(model):
@@ -130,3 +158,27 @@ def test_model_cli_info(capsys):
     out = capsys.readouterr().out
     assert sha256_of(DEFAULT_MODEL_PATH) in out
     assert main(["model", "info", str(Path("/nonexistent/model.onnx"))]) == 5
+
+
+def test_self_similarity_flags_the_one_cell_without_a_twin():
+    from qc_station.vision.defects import self_similarity
+
+    rng = np.random.default_rng(5)
+    # a "print": a tile of 4 x 4 cells repeated over the mask, plus small noise
+    tile = rng.normal(size=(6, 4, 4))
+    z = np.tile(tile, (1, 5, 8)) + rng.normal(scale=0.01, size=(6, 20, 32))
+    cells = np.ones((20, 32), bool)
+    cells[:2] = False  # a border band the score does not cover
+    base = self_similarity(z, cells, exclude=3)
+    assert base[~cells].max() == 0
+    assert base[cells].max() < 0.2  # every cell has a twin >= 4 cells away
+    z[:, 10, 13] += 3.0  # a burn: one cell unlike anything else on the mask
+    d = self_similarity(z, cells, exclude=3)
+    assert np.unravel_index(d.argmax(), d.shape) == (10, 13)
+    assert d[10, 13] > 2.5 and np.delete(d.ravel(), 10 * 32 + 13).max() < 0.2
+    # a twin inside the excluded neighbourhood does not explain it away ...
+    z[:, 10, 15] = z[:, 10, 13]
+    assert self_similarity(z, cells, exclude=3)[10, 13] > 2.5
+    # ... a twin far away does
+    z[:, 18, 29] = z[:, 10, 13]
+    assert self_similarity(z, cells, exclude=3)[10, 13] < 0.2

@@ -11,7 +11,7 @@ onnxruntime = pytest.importorskip("onnxruntime")
 from qc_station.training import export as ex  # noqa: E402
 from qc_station.training.bench_defects import auroc  # noqa: E402
 from qc_station.training.data import cell_targets  # noqa: E402
-from qc_station.training.net import CELL_PX, CLASSES, FEATURE_DIM, build_net  # noqa: E402
+from qc_station.training.net import CELL_PX, CLASSES, build_net  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -53,25 +53,27 @@ def test_int8_quantisation_is_smaller_and_close(fp32_model, tmp_path):
     assert "QuantizeLinear" in ops and "DequantizeLinear" in ops
 
 
-def test_anomaly_head_is_the_mahalanobis_distance(fp32_model, tmp_path):
+def test_anomaly_head_gives_the_whitened_cell_statistics(fp32_model, tmp_path):
     _, path = fp32_model
     rng = np.random.default_rng(3)
-    feats = rng.normal(size=(4000, FEATURE_DIM)) @ rng.normal(size=(FEATURE_DIM, FEATURE_DIM)) * 0.3 + 1.0
-    gauss = [ex.fit_gaussian(feats, shrink=0.0), ex.fit_gaussian(feats[:2000] * 2, shrink=0.0)]
-    out = ex.add_anomaly_head(path, tmp_path / "full.onnx", gauss, ex.base_metadata(CLASSES, "t", 3.0, {}))
+    # good masks: per-mask colour offsets (removed by the fit) + within-mask correlated spread
+    mix = rng.normal(size=(ex.CELL_STATS, ex.CELL_STATS))
+    stats = [rng.normal(size=(500, ex.CELL_STATS)) @ mix * 0.05 + rng.random(ex.CELL_STATS) for _ in range(8)]
+    w = ex.fit_whitening(stats, shrink=0.0)
+    resid = np.concatenate([s - np.median(s, 0) for s in stats])
+    prec = np.linalg.inv(np.cov(resid, rowvar=False))
+    a, b = stats[0][0], stats[1][5]
+    # ||W (a - b)|| is the Mahalanobis distance under the within-mask covariance
+    assert np.linalg.norm(w @ (a - b)) == pytest.approx(np.sqrt((a - b) @ prec @ (a - b)), rel=1e-3)
+    out = ex.add_anomaly_head(path, tmp_path / "full.onnx", w, ex.base_metadata(CLASSES, "t", 3.0, {}))
     sess = onnxruntime.InferenceSession(str(out))
-    assert [o.name for o in sess.get_outputs()] == ["logits", "anomaly"]
+    assert [o.name for o in sess.get_outputs()] == ["logits", "anomaly_features"]
     x = rng.random((1, 3, 64, 96), np.float32)
-    (anom,) = sess.run(["anomaly"], {"image": x})
-    (f,) = onnxruntime.InferenceSession(str(path)).run(["features"], {"image": x})
-    f = f[0].reshape(FEATURE_DIM, -1).T.astype(np.float64)
-    for k, data in enumerate((feats, feats[:2000] * 2)):
-        mu = data.mean(0)
-        cov = np.cov(data, rowvar=False) + 1e-6 * np.eye(FEATURE_DIM)
-        d = np.sqrt(np.einsum("ij,jk,ik->i", f - mu, np.linalg.inv(cov), f - mu))
-        np.testing.assert_allclose(anom[0, k].ravel(), d, rtol=2e-3)
-    meta = sess.get_modelmeta().custom_metadata_map
-    assert float(meta["anomaly_threshold"]) == 3.0
+    (z,) = sess.run(["anomaly_features"], {"image": x})
+    expect = np.einsum("ij,hwj->ihw", w, ex.cell_stats(x[0].transpose(1, 2, 0)))
+    assert z.shape == (1, ex.CELL_STATS, 64 // CELL_PX, 96 // CELL_PX)
+    np.testing.assert_allclose(z[0], expect, rtol=1e-3, atol=1e-4)
+    assert float(sess.get_modelmeta().custom_metadata_map["anomaly_threshold"]) == 3.0
 
 
 def test_cell_targets_from_pixel_boxes():

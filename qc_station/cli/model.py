@@ -10,7 +10,8 @@ The defect classifier (stain, hole, open_seam, skipped_stitch) and the anomaly s
 
   train     render training masks from the simulator, train from scratch (fixed seed), export to
             ONNX, check torch/ONNX parity, quantise to int8 (static QDQ), fit the anomaly
-            Gaussians on good masks and pick the anomaly threshold. Needs the 'train' extra (torch).
+            whitening on good masks and pick the thresholds. Needs the 'train' extra (torch).
+  package   the same steps after training, from saved weights (defects_net.pt): re-packaging.
   export    export saved weights (defects_net.pt) to fp32 ONNX and print the parity check.
   quantize  int8 static QDQ quantisation of an fp32 ONNX file, calibrated on simulator tiles.
   bench     fresh simulator seeds: per-code recall/precision, false rejects on clean masks,
@@ -27,6 +28,7 @@ Examples:
 
 
 def register(subparsers) -> None:
+    from qc_station.training.config import TrainConfig
     p = subparsers.add_parser(
         "model", help="train / export / quantise / benchmark the defect model", description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -36,19 +38,30 @@ def register(subparsers) -> None:
     t = sub.add_parser("train", help="train from the simulator and write the model files")
     t.add_argument("--out", type=Path, default=Path("models"), help="output folder (default: models/)")
     t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--masks", type=int, default=None, help="rendered training masks (default 420)")
-    t.add_argument("--epochs", type=int, default=None, help="epochs (default 14)")
-    t.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
+    d = TrainConfig()
+    t.add_argument("--masks", type=int, default=None, help=f"rendered training masks (default {d.n_masks})")
+    t.add_argument("--epochs", type=int, default=None, help=f"epochs (default {d.epochs})")
+    t.add_argument("--threads", type=int, default=d.threads,
+                   help=f"torch threads (default {d.threads}; more only on an otherwise idle machine)")
+    t.add_argument("--workers", type=int, default=d.workers,
+                   help=f"augmentation processes next to the training one (default {d.workers})")
     t.add_argument("--exclude", nargs="*", default=(), help="defect codes left out (anomaly experiment)")
     t.add_argument("--init", default=None, help="start from these weights (defects_net.pt): fine-tuning")
-    t.add_argument("--lr", type=float, default=None, help="peak learning rate (default 3e-3)")
-    t.add_argument("--pos-weight", type=float, default=None, help="BCE weight of positive cells (default 3)")
+    t.add_argument("--lr", type=float, default=None, help=f"peak learning rate (default {d.lr:g})")
+    t.add_argument("--pos-weight", type=float, default=None,
+                   help=f"BCE weight of positive cells (default {d.pos_weight:g})")
     t.add_argument("--center-margin", type=int, default=None,
                    help="loss only on cells this far from the patch edge (default 1; 0 = all cells)")
     t.add_argument("--version", default="1.0.0", help="model version written into the metadata")
     t.add_argument("--cache", type=Path, default=None,
                    help="keep the rendered patch bank here and reuse it when identical (iterating)")
     t.set_defaults(func=_train)
+
+    k = sub.add_parser("package", help="saved weights (.pt) -> shipped files (int8, anomaly, thresholds)")
+    k.add_argument("weights", type=Path)
+    k.add_argument("--out", type=Path, required=True)
+    k.add_argument("--version", required=True, help="model version written into the metadata")
+    k.set_defaults(func=_package)
 
     e = sub.add_parser("export", help="weights (.pt) -> fp32 ONNX + parity check")
     e.add_argument("weights", type=Path)
@@ -88,9 +101,9 @@ def _train(args) -> int:
     import functools
 
     from qc_station.training.build import build
-    from qc_station.training.train import TrainConfig
+    from qc_station.training.config import TrainConfig
 
-    cfg = TrainConfig(seed=args.seed, threads=args.threads, exclude=tuple(args.exclude))
+    cfg = TrainConfig(seed=args.seed, threads=args.threads, workers=args.workers, exclude=tuple(args.exclude))
     if args.masks:
         cfg.n_masks = args.masks
     if args.epochs:
@@ -107,6 +120,18 @@ def _train(args) -> int:
                 cache_dir=args.cache)
     print(f"trained in {log['train_s']:.0f} s; wrote {args.out / 'defects.onnx'} (int8) and "
           f"{args.out / 'defects_fp32.onnx'}")
+    return 0
+
+
+def _package(args) -> int:
+    import functools
+
+    from qc_station.training.build import build
+    from qc_station.training.config import TrainConfig
+
+    build(args.out, TrainConfig(), args.version, echo=functools.partial(print, flush=True),
+          weights=args.weights)
+    print(f"wrote {args.out / 'defects.onnx'} (int8) and {args.out / 'defects_fp32.onnx'}")
     return 0
 
 
@@ -146,8 +171,9 @@ def _bench(args) -> int:
     models = args.models or [DEFAULT_MODEL_PATH.with_name("defects_fp32.onnx"), DEFAULT_MODEL_PATH]
     seed = BENCH_SEED_BASE if args.seed is None else args.seed
     cases = make_cases(args.per_code, args.clean, args.novel, seed, cache_dir=args.cache)
-    print(f"{len(cases)} fresh simulator masks (seeds from {seed}); one thread per model")
-    report([evaluate(m, cases) for m in models])
+    if cases:  # --per-code 0 --clean 0 --novel 0 --pipeline N: the end-to-end part only
+        print(f"{len(cases)} fresh simulator masks (seeds from {seed}); one thread per model")
+        report([evaluate(m, cases) for m in models])
     if args.pipeline:
         from qc_station.errors import QCError
         from qc_station.training.bench_defects import make_pipeline_cases

@@ -1,7 +1,7 @@
 """Train -> export -> parity -> int8 -> anomaly head -> thresholds: the shipped model files.
 
 Writes ``<out>/defects.onnx`` (int8, the one the station loads) and ``<out>/defects_fp32.onnx``
-(same anomaly fitting on the fp32 graph, for comparison), plus ``<out>/build_log.json``.
+(same anomaly head on the fp32 graph, for comparison), plus ``<out>/build_log.json``.
 """
 
 from __future__ import annotations
@@ -12,24 +12,15 @@ import time
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 import torch
 
 from qc_station.training import export as ex
 from qc_station.training.data import photometric, render
-from qc_station.training.net import CELL_PX, CLASSES
+from qc_station.training.net import CELL_PX, CLASSES, build_net
 from qc_station.training.train import VAL_SEED_BASE, TrainConfig, config_dict, train
-from qc_station.vision.defects import cell_geometry, prepare_input
+from qc_station.vision.defects import ANOMALY_EXCLUDE_CELLS, INTERIOR_MIN_MM, cell_geometry, prepare_input
 
 PARITY_TOL = 1e-4
-
-
-def _features(sess: ort.InferenceSession, crop) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(features D x h x w, valid h x w, interior h x w) of one crop from a graph with ``features``."""
-    (feat,) = sess.run(["features"], {"image": prepare_input(crop.image, CELL_PX)})
-    feat = feat[0]
-    valid, interior = cell_geometry(crop.body, crop.mm_per_px, CELL_PX, feat.shape[1:])
-    return feat, valid, interior & valid
 
 
 def good_crops(n: int, seed: int, jitter: bool):
@@ -43,16 +34,14 @@ def good_crops(n: int, seed: int, jitter: bool):
         yield crop
 
 
-def fit_anomaly(graph: Path, crops) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Gaussians (interior, border) of the graph's cell features on good masks only."""
-    sess = ort.InferenceSession(str(graph), providers=["CPUExecutionProvider"])
-    inner, border = [], []
+def fit_anomaly(crops, inset_mm: float) -> np.ndarray:
+    """The anomaly whitening from good masks only (their interior cells' colour statistics)."""
+    stats = []
     for crop in crops:
-        feat, valid, interior = _features(sess, crop)
-        f = feat.reshape(feat.shape[0], -1).T
-        inner.append(f[interior.ravel()])
-        border.append(f[(valid & ~interior).ravel()])
-    return [ex.fit_gaussian(np.concatenate(inner)), ex.fit_gaussian(np.concatenate(border))]
+        st = ex.cell_stats(prepare_input(crop.image, CELL_PX)[0].transpose(1, 2, 0))
+        _, interior = cell_geometry(crop.body, crop.mm_per_px, CELL_PX, st.shape[:2], inset_mm)
+        stats.append(st[interior])
+    return ex.fit_whitening(stats)
 
 
 def pick_threshold(model_path: Path, crops) -> tuple[float, list[float]]:
@@ -94,16 +83,26 @@ def calib_tiles(n_masks: int, seed: int, size: int = 128) -> np.ndarray:
 
 
 def build(out_dir: Path, cfg: TrainConfig, version: str, n_fit: int = 80, n_thr: int = 120,
-          echo=print, cache_dir: Path | None = None) -> dict:
-    """The whole recipe; returns the build log (also written to ``out_dir/build_log.json``)."""
+          echo=print, cache_dir: Path | None = None, weights: Path | None = None) -> dict:
+    """The whole recipe; returns the build log (also written to ``out_dir/build_log.json``).
+
+    With ``weights`` (a saved ``defects_net.pt``) training is skipped: only export, parity, int8,
+    anomaly head and thresholds run (re-packaging a trained network).
+    """
     from qc_station.training.data import sim_backend
 
     out_dir.mkdir(parents=True, exist_ok=True)
     log: dict = {"version": version, "config": config_dict(cfg), "renderer": sim_backend()[2]}
     t0 = time.perf_counter()
-    net = train(cfg, echo, cache_dir)
+    if weights is None:
+        net = train(cfg, echo, cache_dir)
+        log["epochs"] = cfg.log
+    else:
+        net = build_net(cfg.seed)
+        net.load_state_dict(torch.load(weights, map_location="cpu"))
+        net.eval()
+        log["weights"] = str(weights)
     log["train_s"] = round(time.perf_counter() - t0, 1)
-    log["epochs"] = cfg.log
     torch.save(net.state_dict(), out_dir / "defects_net.pt")
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -114,27 +113,28 @@ def build(out_dir: Path, cfg: TrainConfig, version: str, n_fit: int = 80, n_thr:
         if diff > PARITY_TOL:
             raise RuntimeError(f"export parity failed: {diff}")
         log["parity_max_abs_diff"] = diff
-        # good masks (never defective) for the Gaussians and, separately, for the threshold
+        # good masks (never defective) for the whitening and, separately, for the thresholds
         fit_set = list(good_crops(n_fit, VAL_SEED_BASE, jitter=True))
         thr_set = list(good_crops(n_thr, VAL_SEED_BASE + 50_000, jitter=True))
         int8 = ex.quantize_int8(fp32, tmp / "int8.onnx", calib_tiles(48, VAL_SEED_BASE + 90_000))
+        whitening = fit_anomaly(fit_set, INTERIOR_MIN_MM)
         for name, graph in (("defects_fp32.onnx", fp32), ("defects.onnx", int8)):
             t1 = time.perf_counter()
-            gauss = fit_anomaly(graph, fit_set)
             meta = ex.base_metadata(
                 CLASSES, version, 0.0,
                 {"renderer": log["renderer"], "train_seed": cfg.seed,
-                 "precision": "fp32" if "fp32" in name else "int8"},
+                 "precision": "fp32" if "fp32" in name else "int8",
+                 "anomaly_inset_mm": INTERIOR_MIN_MM, "anomaly_exclude_cells": ANOMALY_EXCLUDE_CELLS},
             )
             target = out_dir / name
-            ex.add_anomaly_head(graph, target, gauss, meta)
+            ex.add_anomaly_head(graph, target, whitening, meta)
             thr, scores = pick_threshold(target, thr_set)
             meta["anomaly_threshold"] = f"{thr:.4f}"
             probs = pick_probability_thresholds(target, thr_set)
             meta["probability_thresholds"] = json.dumps(probs)
             echo(f"{name}: probability thresholds {probs}")
             log[f"{name}_probability_thresholds"] = probs
-            ex.add_anomaly_head(graph, target, gauss, meta)
+            ex.add_anomaly_head(graph, target, whitening, meta)
             echo(f"{name}: anomaly threshold {thr:.3f} (good masks: median {np.median(scores):.2f}, "
                  f"max {max(scores):.2f}) [{time.perf_counter() - t1:.0f} s]")
             log[f"{name}_threshold"] = thr

@@ -4,9 +4,9 @@ The shipped graph is built in three steps:
 1. ``export_onnx``: the trained :class:`DefectNet` -> fp32 ONNX (opset 17, dynamic H x W),
    outputs ``logits`` and ``features``.
 2. ``quantize_int8``: static QDQ quantisation (per-channel weights) calibrated on sim tiles.
-3. ``add_anomaly_head``: Gaussians fitted on good masks' features *of that same graph* are
-   appended as fp32 nodes (1x1 Conv = whitening, square, sum, sqrt): output ``anomaly``
-   (N x 2 x h x w: interior and border Gaussians), plus the metadata the runtime reads.
+3. ``add_anomaly_head``: per-cell colour statistics (mean and spread of B, G, R), whitened by the
+   within-mask covariance of good masks (a 1x1 Conv), as output ``anomaly_features``, plus the
+   metadata the runtime reads. The runtime turns them into a self-similarity score.
 """
 
 from __future__ import annotations
@@ -103,61 +103,70 @@ def quantize_int8(fp32_path: Path, out_path: Path, calib_tiles: np.ndarray) -> P
     return out_path
 
 
-def fit_gaussian(feats: np.ndarray, shrink: float = 0.01) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and whitening matrix W (so that ||W (f - mu)||^2 is the Mahalanobis distance^2).
+#: Per-cell colour statistics the anomaly score compares: mean and spread of B, G, R.
+CELL_STATS = 6
 
-    ``feats``: N x D. The covariance is shrunk towards its mean diagonal for stability.
+
+def cell_stats(image: np.ndarray, cell_px: int = CELL_PX) -> np.ndarray:
+    """numpy twin of the graph's statistics: H x W x 3 float in [0, 1] -> h x w x 6 (mean, sd)."""
+    x = image.astype(np.float32)
+    h, w = x.shape[0] // cell_px, x.shape[1] // cell_px
+    x = x[: h * cell_px, : w * cell_px].reshape(h, cell_px, w, cell_px, 3)
+    m = x.mean(axis=(1, 3))
+    sd = np.sqrt(np.clip((x * x).mean(axis=(1, 3)) - m * m, 0.0, None) + 1e-6)
+    return np.concatenate([m, sd], axis=2)
+
+
+def fit_whitening(stats: list[np.ndarray], shrink: float = 0.01) -> np.ndarray:
+    """Whitening W (6 x 6) of the *within-mask* spread of cell statistics on good masks.
+
+    ``stats``: one N_i x 6 array per good mask (its interior cells). Each mask's median is taken
+    off first, so the distance measures how unusual a cell is next to the rest of its own mask,
+    in units of how much cells of a good mask normally differ: ``||W (a - b)||``.
     """
-    f = feats.astype(np.float64)
-    mu = f.mean(0)
-    cov = np.cov(f, rowvar=False)
+    r = np.concatenate([s - np.median(s, axis=0) for s in stats]).astype(np.float64)
+    cov = np.cov(r, rowvar=False)
     d = cov.shape[0]
-    cov = (1 - shrink) * cov + shrink * np.trace(cov) / d * np.eye(d) + 1e-6 * np.eye(d)
-    prec = np.linalg.inv(cov)
-    chol = np.linalg.cholesky(prec)  # prec = L L^T -> distance^2 = ||L^T (f - mu)||^2
-    return mu.astype(np.float32), chol.T.astype(np.float32)
+    cov = (1 - shrink) * cov + shrink * np.trace(cov) / d * np.eye(d) + 1e-9 * np.eye(d)
+    chol = np.linalg.cholesky(np.linalg.inv(cov))  # prec = L L^T -> d^2 = ||L^T (a - b)||^2
+    return chol.T.astype(np.float32)
 
 
-def add_anomaly_head(
-    in_path: Path,
-    out_path: Path,
-    gaussians: list[tuple[np.ndarray, np.ndarray]],
-    metadata: dict[str, str],
-) -> Path:
-    """Append the anomaly head to a graph with a ``features`` output; write metadata.
+def add_anomaly_head(in_path: Path, out_path: Path, whitening: np.ndarray, metadata: dict[str, str]) -> Path:
+    """Append the anomaly features to a graph with ``logits``; drop ``features``; write metadata.
 
-    The ``features`` output is removed afterwards (the runtime needs only logits + anomaly).
+    New output ``anomaly_features`` (N x 6 x H/16 x W/16): each cell's mean and spread of B, G,
+    R (16 x 16 average pools of the input), whitened by ``whitening`` (fitted on good masks).
+    The runtime scores each interior cell by its distance to the most similar cell elsewhere on
+    the same mask (self-similarity: a print repeats, a burn or a pen stroke does not).
     """
     model = onnx.load(str(in_path))
     g = model.graph
-    dists = []
-    for i, (mu, w) in enumerate(gaussians):
-        d = w.shape[0]
-        g.initializer.append(numpy_helper.from_array(w.reshape(d, d, 1, 1), f"anom_w{i}"))
-        g.initializer.append(numpy_helper.from_array((-w @ mu).astype(np.float32), f"anom_b{i}"))
-        g.node.extend(
-            [
-                helper.make_node("Conv", ["features", f"anom_w{i}", f"anom_b{i}"], [f"anom_z{i}"]),
-                helper.make_node("Mul", [f"anom_z{i}", f"anom_z{i}"], [f"anom_z2_{i}"]),
-                helper.make_node("ReduceSum", [f"anom_z2_{i}", "anom_axes"], [f"anom_d2_{i}"], keepdims=1),
-            ]
-        )
-        dists.append(f"anom_d2_{i}")
-    g.initializer.append(numpy_helper.from_array(np.array([1], np.int64), "anom_axes"))
-    g.node.extend(
-        [
-            helper.make_node("Concat", dists, ["anom_d2"], axis=1),
-            helper.make_node("Sqrt", ["anom_d2"], ["anomaly"]),
-        ]
-    )
+    k = [CELL_PX, CELL_PX]
+    g.initializer.extend([
+        numpy_helper.from_array(whitening.reshape(CELL_STATS, CELL_STATS, 1, 1).astype(np.float32), "anom_w"),
+        numpy_helper.from_array(np.array(1e-6, np.float32), "anom_eps"),
+    ])
+    g.node.extend([
+        helper.make_node("AveragePool", ["image"], ["anom_mean"], kernel_shape=k, strides=k),
+        helper.make_node("Mul", ["image", "image"], ["anom_sq"]),
+        helper.make_node("AveragePool", ["anom_sq"], ["anom_msq"], kernel_shape=k, strides=k),
+        helper.make_node("Mul", ["anom_mean", "anom_mean"], ["anom_m2"]),
+        helper.make_node("Sub", ["anom_msq", "anom_m2"], ["anom_var0"]),
+        helper.make_node("Relu", ["anom_var0"], ["anom_var"]),
+        helper.make_node("Add", ["anom_var", "anom_eps"], ["anom_var_eps"]),
+        helper.make_node("Sqrt", ["anom_var_eps"], ["anom_sd"]),
+        helper.make_node("Concat", ["anom_mean", "anom_sd"], ["anom_stats"], axis=1),
+        helper.make_node("Conv", ["anom_stats", "anom_w"], ["anomaly_features"]),
+    ])
     keep = [o for o in g.output if o.name != "features"]
     del g.output[:]
     g.output.extend(keep)
-    shape = ["n", len(gaussians), "hc", "wc"]
-    g.output.append(helper.make_tensor_value_info("anomaly", TensorProto.FLOAT, shape))
+    g.output.append(helper.make_tensor_value_info("anomaly_features", TensorProto.FLOAT,
+                                                  ["n", CELL_STATS, "hc", "wc"]))
     del model.metadata_props[:]
-    for k, v in metadata.items():
-        model.metadata_props.append(onnx.StringStringEntryProto(key=k, value=str(v)))
+    for key, v in metadata.items():
+        model.metadata_props.append(onnx.StringStringEntryProto(key=key, value=str(v)))
     onnx.checker.check_model(model)
     onnx.save(model, str(out_path))
     return out_path
@@ -172,7 +181,8 @@ def base_metadata(classes: tuple[str, ...], version: str, anomaly_threshold: flo
         "anomaly_threshold": f"{anomaly_threshold:.4f}",
         "probability_threshold": "0.5",
         "input": "image: N x 3 x H x W BGR float32 in [0,1], H and W multiples of cell_px",
-        "outputs": "logits: N x C x H/16 x W/16; anomaly: N x 2 (interior, border) x H/16 x W/16",
+        "outputs": "logits: N x C x H/16 x W/16; anomaly_features: N x 6 x H/16 x W/16",
+        "anomaly": "self-similarity of whitened cell colour statistics (interior cells)",
     }
     meta.update({k: str(v) for k, v in extra.items()})
     return meta

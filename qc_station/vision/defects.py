@@ -3,13 +3,13 @@
 The shipped model (``models/defects.onnx``) is a small fully convolutional CNN run on the whole
 rectified mask crop at full resolution (~0.2 mm/px). Each output cell covers 16 x 16 px and
 sees a ~110 px window, i.e. overlapping tiles with a 16 px stride computed in one pass. Per
-cell it gives a probability per defect code and an anomaly distance: the Mahalanobis distance
-of the cell's feature vector to Gaussians fitted on good masks only (one for the mask interior,
-one for the border band with seam and edge), computed inside the same graph.
+cell it gives a probability per defect code, and the same graph gives each cell's colour
+statistics (mean and spread of B, G, R) whitened by how much cells of good masks vary.
 
 Findings are connected groups of cells above the probability threshold, boxed in the mask
-frame (mm). The mask's anomaly score is the largest cell distance on the body; the threshold
-comes from the model's metadata unless the spec / station config overrides it.
+frame (mm). The anomaly score is self-similarity: each interior cell's distance to its most
+similar cell elsewhere on the same mask; the mask's score is the largest. The threshold comes
+from the model's metadata (picked on good masks) unless the spec / station config overrides it.
 """
 
 from __future__ import annotations
@@ -42,7 +42,10 @@ DEFAULT_MODEL_PATH = _shipped_model()
 INTERIOR_MIN_MM = 12.0
 #: Cells this far outside the body still count (an open seam sits on the edge).
 BODY_DILATE_MM = 2.0
-REQUIRED_OUTPUTS = ("logits", "anomaly")
+REQUIRED_OUTPUTS = ("logits", "anomaly_features")
+#: Self-similarity: cells within this many cells (Chebyshev) of each other are not compared
+#: (a defect must not be "explained" by its own other half).
+ANOMALY_EXCLUDE_CELLS = 3
 #: Findings are boxed on the probability map interpolated to 1/UPSAMPLE of a cell.
 UPSAMPLE = 4
 
@@ -61,9 +64,9 @@ class CellMaps:
     """Raw per-cell outputs on one crop (for the benchmark and the training code)."""
 
     probs: np.ndarray  # C x h x w, sigmoid probabilities, 0 off the body
-    anomaly: np.ndarray  # h x w, Mahalanobis distance of the cell's class, 0 off the body
+    anomaly: np.ndarray  # h x w, self-similarity distance of interior cells, 0 elsewhere
     valid: np.ndarray  # h x w bool, cells judged (on or near the body)
-    interior: np.ndarray  # h x w bool, cells using the interior Gaussian
+    interior: np.ndarray  # h x w bool, cells the anomaly score covers
     cell_px: int
 
 
@@ -77,7 +80,8 @@ def prepare_input(image: np.ndarray, cell_px: int) -> np.ndarray:
     return np.ascontiguousarray(x.transpose(2, 0, 1)[None])
 
 
-def cell_geometry(body: np.ndarray, mm_per_px: float, cell_px: int, shape: tuple[int, int]):
+def cell_geometry(body: np.ndarray, mm_per_px: float, cell_px: int, shape: tuple[int, int],
+                  interior_min_mm: float = INTERIOR_MIN_MM):
     """Which cells are judged (``valid``) and which of them are interior, from the body mask."""
     h, w = shape
     hp, wp = h * cell_px, w * cell_px
@@ -93,8 +97,31 @@ def cell_geometry(body: np.ndarray, mm_per_px: float, cell_px: int, shape: tuple
     # A cell counts when any of it is near the body: half a cell diagonal + the dilation.
     reach_mm = BODY_DILATE_MM + 0.71 * cell_px * mm_per_px
     valid = centres_out <= reach_mm
-    interior = centres_in >= INTERIOR_MIN_MM
+    interior = centres_in >= interior_min_mm
     return valid, interior
+
+
+def self_similarity(z: np.ndarray, cells: np.ndarray, exclude: int = ANOMALY_EXCLUDE_CELLS) -> np.ndarray:
+    """Each selected cell's distance to the most similar selected cell outside its neighbourhood.
+
+    ``z``: D x h x w whitened cell features; ``cells``: h x w bool. Returns h x w (0 elsewhere).
+    Fabric repeats itself (plain weave, dots, flowers, stripes), so every normal cell has a close
+    twin somewhere on the same mask; a burn, a pen stroke or a glued-on label has none. This is
+    PatchCore's nearest-neighbour distance with the mask itself as the memory bank.
+    """
+    out = np.zeros(cells.shape, np.float32)
+    idx = np.flatnonzero(cells)
+    if len(idx) < 2:
+        return out
+    rows, cols = np.divmod(idx, cells.shape[1])
+    f = z.reshape(z.shape[0], -1)[:, idx].T.astype(np.float32)
+    n2 = (f * f).sum(1)
+    d2 = n2[:, None] + n2[None, :] - 2.0 * (f @ f.T)
+    near_r = np.abs(rows[:, None] - rows[None, :]) <= exclude
+    d2[near_r & (np.abs(cols[:, None] - cols[None, :]) <= exclude)] = np.inf
+    best = d2.min(axis=1)
+    out.ravel()[idx] = np.sqrt(np.clip(np.where(np.isfinite(best), best, 0.0), 0.0, None))
+    return out
 
 
 class DefectModel:
@@ -112,6 +139,8 @@ class DefectModel:
             self.anomaly_threshold: float = float(meta["anomaly_threshold"])
             self.model_anomaly_threshold: float = self.anomaly_threshold
             self.probability_threshold: float = float(meta.get("probability_threshold", 0.5))
+            self.anomaly_inset_mm: float = float(meta.get("anomaly_inset_mm", INTERIOR_MIN_MM))
+            self.anomaly_exclude_cells: int = int(meta.get("anomaly_exclude_cells", ANOMALY_EXCLUDE_CELLS))
             # per-code thresholds (picked on held-out good masks); the default for any code missing
             per_code = json.loads(meta.get("probability_thresholds", "{}"))
             self.probability_thresholds: dict[str, float] = {
@@ -174,18 +203,20 @@ class DefectModel:
         return self
 
     def _run(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        logits, anomaly = self._session.run(list(REQUIRED_OUTPUTS), {"image": x})
-        return logits, anomaly
+        logits, feats = self._session.run(list(REQUIRED_OUTPUTS), {"image": x})
+        return logits, feats
 
     def cell_maps(self, crop: MaskCrop) -> CellMaps:
         """Per-cell probabilities and anomaly distances on one crop."""
-        logits, anomaly = self._run(prepare_input(crop.image, self.cell_px))
+        logits, feats = self._run(prepare_input(crop.image, self.cell_px))
         probs = 1.0 / (1.0 + np.exp(-logits[0]))
         h, w = probs.shape[1:]
-        valid, interior = cell_geometry(crop.body, crop.mm_per_px, self.cell_px, (h, w))
+        valid, interior = cell_geometry(crop.body, crop.mm_per_px, self.cell_px, (h, w),
+                                        self.anomaly_inset_mm)
         probs = probs * valid[None]
-        amap = np.where(interior, anomaly[0, 0], anomaly[0, 1]) * valid
-        return CellMaps(probs, amap.astype(np.float32), valid, interior & valid, self.cell_px)
+        interior &= valid
+        amap = self_similarity(feats[0], interior, self.anomaly_exclude_cells)
+        return CellMaps(probs, amap, valid, interior, self.cell_px)
 
     def predict(self, crop: MaskCrop) -> DefectPrediction:
         """Findings (code, probability, box in mask-frame mm) and the mask's anomaly score."""
@@ -214,5 +245,11 @@ class DefectModel:
                     )
                 )
         findings.sort(key=lambda f: -f.probability)
-        score = float(maps.anomaly.max()) if maps.valid.any() else 0.0
-        return DefectPrediction(tuple(findings), round(score, 4), self.anomaly_threshold)
+        score = float(maps.anomaly.max()) if maps.interior.any() else 0.0
+        box = None
+        if score > 0:  # where: the most unusual cell
+            r, c = np.unravel_index(int(maps.anomaly.argmax()), maps.anomaly.shape)
+            x0, y0 = crop.to_mm(c * self.cell_px, r * self.cell_px)
+            side = round(self.cell_px * crop.mm_per_px, 2)
+            box = (round(x0, 2), round(y0, 2), side, side)
+        return DefectPrediction(tuple(findings), round(score, 4), self.anomaly_threshold, box)

@@ -57,3 +57,4 @@ class DefectPrediction:
     findings: tuple[Finding, ...]
     anomaly_score: float
     anomaly_threshold: float
+    anomaly_box_mm: tuple[float, float, float, float] | None = None  # the most unusual cell
