@@ -53,19 +53,24 @@ def pick_threshold(model_path: Path, crops) -> tuple[float, list[float]]:
     return float(max(scores) * 1.05), scores
 
 
+#: Per-code thresholds sit this far (in logits) above the highest peak on the good masks.
+THRESHOLD_MARGIN_LOGIT = 0.25
+
+
 def pick_probability_thresholds(model_path: Path, crops, floor: float = 0.5) -> dict[str, float]:
-    """Per-code probability thresholds from held-out good masks: just above the 99th percentile
-    of each mask's highest cell, so about 1% of good masks (at most) get a finding of that code
-    on the simulator. Recall is then what it is; the benchmark reports it on fresh seeds.
+    """Per-code probability thresholds from held-out good masks: just above each code's highest
+    cell on *any* of them, so none of those masks gets a finding. Four codes at their 99th
+    percentile each (v0.3.0) let ~2.5 % of good masks through with some finding; the target is
+    <= 1 % for all codes together. Recall is then what it is; the benchmark reports it.
     """
     from qc_station.vision.defects import DefectModel
 
     model = DefectModel.load(model_path)
     n = len(model.classes)
-    peaks = np.array([model.cell_maps(c).probs.reshape(n, -1).max(1) for c in crops])
-    q = np.quantile(peaks, 0.99, axis=0)
-    return {c: round(float(min(0.99, max(floor, p + 0.02))), 3)
-            for c, p in zip(model.classes, q, strict=True)}
+    peaks = np.array([model.cell_maps(c).probs.reshape(n, -1).max(1) for c in crops]).max(0)
+    logit = np.log(np.clip(peaks, 1e-6, 1 - 1e-6) / np.clip(1 - peaks, 1e-6, 1)) + THRESHOLD_MARGIN_LOGIT
+    thr = 1.0 / (1.0 + np.exp(-logit))
+    return {c: round(float(min(0.9995, max(floor, t))), 4) for c, t in zip(model.classes, thr, strict=True)}
 
 
 def calib_tiles(n_masks: int, seed: int, size: int = 128) -> np.ndarray:

@@ -230,11 +230,15 @@ class DefectModel:
             h, w = maps.probs[ci].shape
             # Cell centres interpolated to quarter cells: boxes follow the defect, not the grid.
             up = cv2.resize(maps.probs[ci], (w * UPSAMPLE, h * UPSAMPLE), interpolation=cv2.INTER_LINEAR)
-            hot = (up >= thr).astype(np.uint8)
+            # Interpolation never reaches a lone cell's own value (its neighbours pull it down), so
+            # a cell above the threshold is hot as a whole as well (v0.3.0 lost most findings of
+            # one or two cells to this before it was fixed).
+            cell = cv2.resize(maps.probs[ci], (w * UPSAMPLE, h * UPSAMPLE), interpolation=cv2.INTER_NEAREST)
+            hot = ((up >= thr) | (cell >= thr)).astype(np.uint8)
             n, labels, stats, _ = cv2.connectedComponentsWithStats(hot, connectivity=8)
             for k in range(1, n):
                 x, y, bw, bh = (int(v) for v in stats[k, :4])
-                p = float(up[labels == k].max())
+                p = float(cell[labels == k].max())
                 x0, y0 = crop.to_mm(x * sub_px, y * sub_px)
                 findings.append(
                     Finding(
