@@ -38,7 +38,7 @@ def _shipped_model() -> Path:
 
 #: The shipped model (checkout: ``models/``; installed: ``<prefix>/share/qc-station/models``).
 DEFAULT_MODEL_PATH = _shipped_model()
-#: Cells whose centre lies this far inside the body use the interior Gaussian.
+#: Cells whose centre lies this far inside the body are the ones the anomaly score covers.
 INTERIOR_MIN_MM = 12.0
 #: Cells this far outside the body still count (an open seam sits on the edge).
 BODY_DILATE_MM = 2.0
@@ -220,7 +220,10 @@ class DefectModel:
 
     def predict(self, crop: MaskCrop) -> DefectPrediction:
         """Findings (code, probability, box in mask-frame mm) and the mask's anomaly score."""
-        maps = self.cell_maps(crop)
+        return self.predict_from_maps(crop, self.cell_maps(crop))
+
+    def predict_from_maps(self, crop: MaskCrop, maps: CellMaps) -> DefectPrediction:
+        """:meth:`predict` on cell maps already computed for ``crop`` (no second inference)."""
         findings: list[Finding] = []
         sub_px = self.cell_px / UPSAMPLE  # box resolution: a quarter cell (0.8 mm at 0.2 mm/px)
         for ci, code in enumerate(self.classes):
