@@ -51,7 +51,8 @@ def register(subparsers) -> None:
     t.add_argument("--pos-weight", type=float, default=None,
                    help=f"BCE weight of positive cells (default {d.pos_weight:g})")
     t.add_argument("--center-margin", type=int, default=None,
-                   help="loss only on cells this far from the patch edge (default 1; 0 = all cells)")
+                   help=f"loss only on cells this far from the patch edge (default {d.center_margin_cells}; "
+                   "0 = all cells)")
     t.add_argument("--version", default="1.0.0", help="model version written into the metadata")
     t.add_argument("--cache", type=Path, default=None,
                    help="keep the rendered patch bank here and reuse it when identical (iterating)")

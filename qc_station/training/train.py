@@ -135,9 +135,15 @@ def _batches(stream: PatchStream, cfg: TrainConfig, epoch: int, rng: np.random.G
                                             multiprocessing_context="fork", prefetch_factor=4))
 
 
+def _clean_crop(seed: int):
+    return render(seed).crop
+
+
 def mining_crops(cfg: TrainConfig) -> list:
     """Whole clean masks for hard-negative mining (their own seed range, never benchmarked)."""
-    return [render(TRAIN_SEED_BASE + cfg.seed * 100_000 + 90_000 + i).crop for i in range(cfg.mine_masks)]
+    seeds = [TRAIN_SEED_BASE + cfg.seed * 100_000 + 90_000 + i for i in range(cfg.mine_masks)]
+    with _pool(cfg.render_procs) as pool:
+        return list(pool.imap(_clean_crop, seeds, chunksize=4))
 
 
 def mine_hard_negatives(net: DefectNet, crops: list, cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
@@ -167,7 +173,6 @@ def mine_hard_negatives(net: DefectNet, crops: list, cfg: TrainConfig) -> tuple[
 
 def train(cfg: TrainConfig, echo=print, cache_dir: Path | None = None) -> DefectNet:
     """Render, then train; returns the network in eval mode."""
-    torch.set_num_threads(cfg.threads)
     torch.use_deterministic_algorithms(True)
     images, labels = load_or_build_bank(cfg, cache_dir, echo)
     echo(f"patch bank: {len(images)} patches of {cfg.patch_px} px, positives per class "
@@ -185,6 +190,7 @@ def train_on_bank(cfg: TrainConfig, images: np.ndarray, labels: np.ndarray, mine
         echo(f"starting from {cfg.init_weights}")
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=1e-4)
     steps_per_epoch = min(len(images), cfg.patches_per_epoch) // cfg.batch
+    # (+8: a little slack, OneCycleLR raises if it is stepped past its end)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, cfg.lr, total_steps=cfg.epochs * steps_per_epoch + 8)
     bce = nn.BCEWithLogitsLoss(reduction="none", pos_weight=torch.full((len(CLASSES), 1, 1), cfg.pos_weight))
     rng = np.random.default_rng(cfg.seed + 1)
