@@ -125,12 +125,17 @@ def _smooth_rows(a: np.ndarray, mm_per_px: float) -> np.ndarray:
     return cv2.GaussianBlur(a, (1, 0), sigmaX=0.01, sigmaY=PROFILE_SIGMA_MM / mm_per_px)
 
 
+def _row_profile(shade: np.ndarray, mm_per_px: float) -> np.ndarray:
+    """One smoothed value per row: the median over the band (dots, flowers, stains drop out)."""
+    return _smooth_rows(np.median(shade, axis=1), mm_per_px).ravel()
+
+
 def shading_profile(crop: MaskCrop) -> tuple[np.ndarray, np.ndarray]:
     """(y_mm, log shading) over the central band of the crop, one value per row."""
     y, shade = _band_shading(crop)
     if len(y) == 0:
         return y, np.zeros(0)
-    return y, _smooth_rows(np.median(shade, axis=1), crop.mm_per_px).ravel()
+    return y, _row_profile(shade, crop.mm_per_px)
 
 
 def strip_depth(shade: np.ndarray, mm_per_px: float) -> np.ndarray:
@@ -259,7 +264,7 @@ def count_pleats(crop: MaskCrop) -> PleatResult:
     if len(y) < 10:
         return PleatResult(0, (), ())
     s = crop.mm_per_px
-    prof = _smooth_rows(np.median(shade, axis=1), s).ravel()
+    prof = _row_profile(shade, s)
     depth = np.max([valley_depth(prof, max(2, round(h / s))) for h in VALLEY_HALF_MM], axis=0)
     # a fold is a valley of the whole row AND a thin line across the strips (see step 2)
     depth = np.minimum(depth, strip_depth(shade, s))

@@ -159,15 +159,18 @@ def _pitch_evidence(per_side: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
         return None
     lo, hi = ps.lag_lo_px, ps.lag_hi_px
     pitch, support, rival = sp.fundamental(acfs, voted, lo, hi)
-    # each side with enough windows on its own: (fundamental, its support, finer rival)
-    own = [sp.fundamental(a, pitch, lo, hi) for _p, _s, a in per_side if len(a) >= MIN_SIDE_WINDOWS]
+    def own_at(p: float) -> list[tuple[float, float, float]]:
+        """Each side with enough windows on its own: (fundamental, its support, finer rival)."""
+        return [sp.fundamental(a, p, lo, hi) for _p, _s, a in per_side if len(a) >= MIN_SIDE_WINDOWS]
+
+    own = own_at(pitch)
     # needle holes can fade every other one on some sides (pixel grid), never appear in between:
     # a side with a clear finer train sets the pitch
     finer = [(q, sup) for q, sup, riv in own if q < 0.9 * pitch and sup >= CLEAR_SIDE_SUPPORT
              and riv <= MAX_RIVAL]
     if finer:
         pitch, support = min(finer)  # that side's clear train is the evidence (others: multiples)
-        own = [sp.fundamental(a, pitch, lo, hi) for _p, _s, a in per_side if len(a) >= MIN_SIDE_WINDOWS]
+        own = own_at(pitch)
         rival = 0.0
     # consistent sides see the pitch or a multiple of it; a side with a plausible finer train
     # contradicts it, and at least one side must see the pitch itself clearly
