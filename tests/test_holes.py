@@ -57,6 +57,21 @@ def test_tray_coloured_thread_is_not_a_hole():
     assert find_holes(_crop(seam)).findings == ()
 
 
+@pytest.mark.parametrize("length_mm", [3.0, 17.0, 60.0])
+def test_fold_shadow_matching_the_tray_is_not_a_hole(length_mm):
+    """A pleat's crease shadow on a pale print can match the shadowed tray: 1-1.5 mm high, long."""
+    def fold(img, m):
+        y = m + round(47.0 / MPP)
+        x0 = m + round(60.0 / MPP)
+        img[y : y + round(1.4 / MPP), x0 : x0 + round(length_mm / MPP)] = tuple(0.8 * v for v in TRAY)
+    assert find_holes(_crop(fold)).findings == ()
+    # the same patch made compact (as wide as it is long, up to the hole size limit) is a hole
+    def patch(img, m):
+        y, x0, side = m + round(47.0 / MPP), m + round(60.0 / MPP), round(min(length_mm, 6.0) / MPP)
+        img[y : y + side, x0 : x0 + side] = tuple(0.8 * v for v in TRAY)
+    assert len(find_holes(_crop(patch)).findings) == 1
+
+
 def test_print_matching_the_tray_is_skipped_not_guessed():
     def dots(img, m):  # a print of tray-coloured dots all over the fabric
         for x in np.arange(8.0, 175.0, 9.0):

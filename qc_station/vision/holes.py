@@ -35,6 +35,9 @@ MAX_TRAY_LIKE_FRACTION = 0.03  # above this the print itself matches the tray: n
 SURROUND_FACTOR = 2.0  # the fabric around a hole must be this many limits away from the tray
 SEAM_BAND_MM = 11.0  # the top-stitch runs 3-10 mm from the edge: thread there can match the tray
 SEAM_BAND_MIN_MM = 2.0  # ... so inside that band a patch must be at least this wide both ways
+#: A hole is compact; a patch this many times longer than wide is a line: a fold's shadow or a
+#: stripe that matches the shadowed tray (seen on a pale print: 1 mm x 17 mm along a pleat).
+MAX_ELONGATION = 2.5
 
 
 @dataclass(frozen=True)
@@ -95,7 +98,7 @@ def find_holes(crop: MaskCrop, *, min_diameter_mm: float = 0.0) -> HoleCheck:
         x, y, bw, bh, area = (int(v) for v in stats[i])
         diameter_mm = 2.0 * np.sqrt(area / np.pi) * mpp
         if (not floor_mm <= diameter_mm <= MAX_DIAMETER_MM or area / float(bw * bh) < 0.35
-                or min(bw, bh) * mpp < MIN_SIDE_MM):
+                or min(bw, bh) * mpp < MIN_SIDE_MM or max(bw, bh) > MAX_ELONGATION * min(bw, bh)):
             continue  # too small, too large, or a line (thread, fold shadow) rather than a hole
         cx_mm, cy_mm = crop.to_mm(c0 + x + bw / 2, r0 + y + bh / 2)
         to_edge = min(cx_mm, cy_mm, crop.width_mm - cx_mm, crop.height_mm - cy_mm)
