@@ -58,9 +58,12 @@ def register(subparsers) -> None:
                    help="keep the rendered patch bank here and reuse it when identical (iterating)")
     t.set_defaults(func=_train)
 
-    k = sub.add_parser("package", help="saved weights (.pt) -> shipped files (int8, anomaly, thresholds)")
-    k.add_argument("weights", type=Path)
-    k.add_argument("--out", type=Path, required=True)
+    k = sub.add_parser("package", help="saved weights (.pt) -> shipped files (int8, anomaly, thresholds)",
+                       description="Export, parity check, int8, anomaly head, fusion weights and "
+                                   "thresholds from saved weights, without training (~3 min).")
+    k.add_argument("weights", type=Path, help="a defects_net.pt written by 'model train'")
+    k.add_argument("--out", type=Path, required=True,
+                   help="directory for defects.onnx, defects_fp32.onnx and build_log.json")
     k.add_argument("--version", required=True, help="model version written into the metadata")
     k.set_defaults(func=_package)
 

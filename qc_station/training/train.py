@@ -48,7 +48,7 @@ def build_bank(cfg: TrainConfig, echo=print) -> tuple[np.ndarray, np.ndarray]:
              cfg.patches_random, cfg.patches_per_defect, tuple(cfg.exclude)) for i in range(cfg.n_masks)]
     ims, labs = [], []
     t0 = time.perf_counter()
-    with _pool(cfg.render_procs) as pool:
+    with render_pool(cfg.render_procs) as pool:
         for i, (a, b) in enumerate(pool.imap(_render_patches, jobs, chunksize=4)):
             ims += a
             labs += b
@@ -68,7 +68,8 @@ class _SerialPool:
         return False
 
 
-def _pool(n: int):
+def render_pool(n: int):
+    """``n`` forked worker processes for rendering (``n <= 1``: render in this process)."""
     if n <= 1:
         return _SerialPool()
     import multiprocessing as mp
@@ -142,7 +143,7 @@ def _clean_crop(seed: int):
 def mining_crops(cfg: TrainConfig) -> list:
     """Whole clean masks for hard-negative mining (their own seed range, never benchmarked)."""
     seeds = [TRAIN_SEED_BASE + cfg.seed * 100_000 + 90_000 + i for i in range(cfg.mine_masks)]
-    with _pool(cfg.render_procs) as pool:
+    with render_pool(cfg.render_procs) as pool:
         return list(pool.imap(_clean_crop, seeds, chunksize=4))
 
 

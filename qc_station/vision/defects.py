@@ -6,10 +6,14 @@ sees a ~110 px window, i.e. overlapping tiles with a 16 px stride computed in on
 cell it gives a probability per defect code, and the same graph gives each cell's colour
 statistics (mean and spread of B, G, R) whitened by how much cells of good masks vary.
 
-Findings are connected groups of cells above the probability threshold, boxed in the mask
-frame (mm). The anomaly score is self-similarity: each interior cell's distance to its most
-similar cell elsewhere on the same mask; the mask's score is the largest. The threshold comes
-from the model's metadata (picked on good masks) unless the spec / station config overrides it.
+The anomaly score is self-similarity: each interior cell's distance to its most similar cell
+elsewhere on the same mask; the mask's score is the largest. The same distance over the whole
+body also sharpens the codes the build gives a fusion weight (stains, holes): where the network
+ranks such a code first, a cell's evidence is its logit plus weight x distance, since a stain
+is stain-like *and* unlike the rest of the fabric, where a printed dot of that colour has twins.
+Findings are connected groups of cells above the code's threshold, boxed in the mask frame
+(mm). The anomaly threshold comes from the model's metadata (picked on good masks) unless the
+spec / station config overrides it.
 """
 
 from __future__ import annotations
@@ -46,6 +50,8 @@ REQUIRED_OUTPUTS = ("logits", "anomaly_features")
 #: Self-similarity: cells within this many cells (Chebyshev) of each other are not compared
 #: (a defect must not be "explained" by its own other half).
 ANOMALY_EXCLUDE_CELLS = 3
+#: Fusion: the similarity map behind a code's evidence covers cells this far inside the body.
+FUSION_INSET_MM = 3.0
 #: Findings are boxed on the probability map interpolated to 1/UPSAMPLE of a cell.
 UPSAMPLE = 4
 
@@ -63,11 +69,13 @@ def sha256_of(path: Path) -> str:
 class CellMaps:
     """Raw per-cell outputs on one crop (for the benchmark and the training code)."""
 
-    probs: np.ndarray  # C x h x w, sigmoid probabilities, 0 off the body
+    probs: np.ndarray  # C x h x w, sigmoid of the fused evidence, 0 off the body
     anomaly: np.ndarray  # h x w, self-similarity distance of interior cells, 0 elsewhere
     valid: np.ndarray  # h x w bool, cells judged (on or near the body)
     interior: np.ndarray  # h x w bool, cells the anomaly score covers
     cell_px: int
+    logits: np.ndarray | None = None  # C x h x w, the network's own logits (before fusion)
+    similarity: np.ndarray | None = None  # h x w, self-similarity of cells >= fusion inset inside
 
 
 def prepare_input(image: np.ndarray, cell_px: int) -> np.ndarray:
@@ -111,17 +119,46 @@ def self_similarity(z: np.ndarray, cells: np.ndarray, exclude: int = ANOMALY_EXC
     """
     out = np.zeros(cells.shape, np.float32)
     idx = np.flatnonzero(cells)
-    if len(idx) < 2:
+    n = len(idx)
+    if n < 2:
         return out
-    rows, cols = np.divmod(idx, cells.shape[1])
+    h, w = cells.shape
+    rows, cols = np.divmod(idx, w)
     f = z.reshape(z.shape[0], -1)[:, idx].T.astype(np.float32)
     n2 = (f * f).sum(1)
-    d2 = n2[:, None] + n2[None, :] - 2.0 * (f @ f.T)
-    near_r = np.abs(rows[:, None] - rows[None, :]) <= exclude
-    d2[near_r & (np.abs(cols[:, None] - cols[None, :]) <= exclude)] = np.inf
+    d2 = f @ f.T  # in place from here on: ~1500 x 1500 cells on a border-inclusive map
+    d2 *= -2.0
+    d2 += n2[:, None]
+    d2 += n2[None, :]
+    # Blank each cell's own neighbourhood: grid offsets -> compact indices (-1: not selected).
+    pos = np.full(h * w, -1, np.int64)
+    pos[idx] = np.arange(n)
+    off = np.arange(-exclude, exclude + 1)
+    rr = rows[:, None, None] + off[None, :, None]
+    cc = cols[:, None, None] + off[None, None, :]
+    inside = (rr >= 0) & (rr < h) & (cc >= 0) & (cc < w)
+    j = np.where(inside, pos[np.clip(rr, 0, h - 1) * w + np.clip(cc, 0, w - 1)], -1)
+    i = np.broadcast_to(np.arange(n)[:, None, None], j.shape)
+    near = j >= 0
+    d2[i[near], j[near]] = np.inf
     best = d2.min(axis=1)
     out.ravel()[idx] = np.sqrt(np.clip(np.where(np.isfinite(best), best, 0.0), 0.0, None))
     return out
+
+
+def fuse_evidence(logits: np.ndarray, similarity: np.ndarray, weights) -> np.ndarray:
+    """C x h x w logits -> fused evidence: ``logit + weight * similarity`` for each cell's top code.
+
+    Self-similarity says *that* a cell is unlike the rest of the fabric, the network says *what*
+    it is: only the code the network ranks first at a cell gets the boost, so a hole (unusual, and
+    a bit stain-like) does not turn into a stain finding as well.
+    """
+    fused = logits.copy()
+    top = logits.argmax(axis=0)
+    for ci, wgt in enumerate(weights):
+        if wgt:
+            fused[ci] += np.where(top == ci, wgt * similarity, 0.0).astype(fused.dtype)
+    return fused
 
 
 class DefectModel:
@@ -141,6 +178,11 @@ class DefectModel:
             self.probability_threshold: float = float(meta.get("probability_threshold", 0.5))
             self.anomaly_inset_mm: float = float(meta.get("anomaly_inset_mm", INTERIOR_MIN_MM))
             self.anomaly_exclude_cells: int = int(meta.get("anomaly_exclude_cells", ANOMALY_EXCLUDE_CELLS))
+            # evidence = logit + weight x self-similarity distance (codes absent: the logit alone)
+            self.fusion_weights: dict[str, float] = {
+                c: float(v) for c, v in json.loads(meta.get("fusion_weights", "{}")).items()
+            }
+            self.fusion_inset_mm: float = float(meta.get("fusion_inset_mm", FUSION_INSET_MM))
             # per-code thresholds (picked on held-out good masks); the default for any code missing
             per_code = json.loads(meta.get("probability_thresholds", "{}"))
             self.probability_thresholds: dict[str, float] = {
@@ -148,7 +190,7 @@ class DefectModel:
             }
         except (KeyError, ValueError, TypeError) as exc:
             raise ModelError(f"defect model {path}: metadata incomplete or invalid ({exc!r})") from exc
-        unknown = [c for c in self.classes if c not in DEFECT_CODES]
+        unknown = [c for c in (*self.classes, *self.fusion_weights) if c not in DEFECT_CODES]
         if unknown:
             raise ModelError(f"defect model {path}: classes {unknown} are not station defect codes")
         self.metadata = dict(meta)
@@ -207,16 +249,24 @@ class DefectModel:
         return logits, feats
 
     def cell_maps(self, crop: MaskCrop) -> CellMaps:
-        """Per-cell probabilities and anomaly distances on one crop."""
+        """Per-cell probabilities and anomaly distances on one crop.
+
+        A code with a fusion weight gets ``sigmoid(logit + weight * similarity)``: a stain or a
+        hole is something the network finds stain- or hole-like *and* the fabric does not repeat
+        elsewhere on the mask, which tells a stain from a printed dot of the same colour.
+        """
         logits, feats = self._run(prepare_input(crop.image, self.cell_px))
-        probs = 1.0 / (1.0 + np.exp(-logits[0]))
-        h, w = probs.shape[1:]
+        logits = logits[0]
+        h, w = logits.shape[1:]
         valid, interior = cell_geometry(crop.body, crop.mm_per_px, self.cell_px, (h, w),
                                         self.anomaly_inset_mm)
-        probs = probs * valid[None]
         interior &= valid
         amap = self_similarity(feats[0], interior, self.anomaly_exclude_cells)
-        return CellMaps(probs, amap, valid, interior, self.cell_px)
+        _, inset = cell_geometry(crop.body, crop.mm_per_px, self.cell_px, (h, w), self.fusion_inset_mm)
+        similarity = self_similarity(feats[0], inset & valid, self.anomaly_exclude_cells)
+        fused = fuse_evidence(logits, similarity, [self.fusion_weights.get(c, 0.0) for c in self.classes])
+        probs = (1.0 / (1.0 + np.exp(-fused))) * valid[None]
+        return CellMaps(probs, amap, valid, interior, self.cell_px, logits * valid[None], similarity)
 
     def predict(self, crop: MaskCrop) -> DefectPrediction:
         """Findings (code, probability, box in mask-frame mm) and the mask's anomaly score."""
