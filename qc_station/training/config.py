@@ -13,7 +13,7 @@ class TrainConfig:
     patch_px: int = 128
     patches_random: int = 16  # random patches per mask
     patches_per_defect: int = 6
-    epochs: int = 40  # one stage: 24.4 min wall on the idle 2-core box, rendering + packaging included
+    epochs: int = 40  # one stage: 26.4 min wall on the idle 2-core box, rendering + packaging included
     patches_per_epoch: int = 8192  # a random subset of the bank each epoch (fresh augmentation)
     batch: int = 48
     lr: float = 3e-3
