@@ -259,3 +259,35 @@ def test_picked_thresholds_leave_every_picking_good_mask_without_findings(model,
     assert np.isnan(t.recall["open_seam"]) and "open_seam" not in t.fusion  # no picking cases
     for code, w in t.fusion.items():  # a weight is used only for a gain over none
         assert t.found_by_weight[code][str(w)] >= t.found_by_weight[code]["0.0"] + 1
+
+
+def test_seam_codes_only_near_the_outline(model, monkeypatch):
+    """A seam finding deep inside the mask is a print or a garment seam, not the top-stitch."""
+    from qc_station.vision.defects import SEAM_BAND_MM, cell_depth
+
+    crop = _render(TEST_SEED + 40, ()).crop
+    c = model.cell_px
+    h, w = -(-crop.image.shape[0] // c), -(-crop.image.shape[1] // c)
+    depth, _ = cell_depth(crop.body, crop.mm_per_px, c, (h, w))
+    deep = np.unravel_index(int(depth.argmax()), depth.shape)  # the mask's middle
+    edge = tuple(int(v[0]) for v in np.nonzero((depth > 2.0) & (depth < 6.0)))  # on the seam line
+    assert depth[deep] > SEAM_BAND_MM
+    logits = np.full((1, len(model.classes), h, w), -10.0, np.float32)
+    for code in ("open_seam", "skipped_stitch", "stain"):
+        for r, col in (deep, edge):
+            logits[0, model.classes.index(code), r, col] = 12.0  # the network is sure, both places
+    feats = np.zeros((1, 6, h, w), np.float32)
+    monkeypatch.setattr(model, "_run", lambda x: (logits, feats))
+
+    def codes_at(findings):
+        at: dict[tuple[int, int], set[str]] = {}
+        for f in findings:
+            col, row = crop.to_px(f.box_mm[0] + f.box_mm[2] / 2, f.box_mm[1] + f.box_mm[3] / 2)
+            at.setdefault((int(row // c), int(col // c)), set()).add(f.code)
+        return at
+
+    at = codes_at(model.predict(crop).findings)
+    assert at[edge] == {"open_seam", "skipped_stitch", "stain"}
+    assert at[deep] == {"stain"}  # a stain can be anywhere
+    monkeypatch.setattr(model, "seam_band_mm", float("inf"))  # the eval of seam close-ups does this
+    assert codes_at(model.predict(crop).findings)[deep] == {"open_seam", "skipped_stitch", "stain"}

@@ -23,6 +23,7 @@ from qc_station.vision.defects import (
     ANOMALY_EXCLUDE_CELLS,
     FUSION_INSET_MM,
     INTERIOR_MIN_MM,
+    SEAM_BAND_MM,
     cell_geometry,
     fuse_evidence,
     prepare_input,
@@ -226,6 +227,7 @@ def build(out_dir: Path, cfg: TrainConfig, version: str, n_fit: int = 80, n_thr:
             meta["probability_thresholds"] = json.dumps(t.probability)
             meta["fusion_weights"] = json.dumps(t.fusion)
             meta["fusion_inset_mm"] = str(FUSION_INSET_MM)
+            meta["seam_band_mm"] = str(SEAM_BAND_MM)
             echo(f"{name}: probability thresholds {t.probability}, fusion weights {t.fusion}, "
                  f"found on the picking masks {t.recall}")
             log[f"{name}_probability_thresholds"] = t.probability
