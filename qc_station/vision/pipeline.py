@@ -48,6 +48,8 @@ RETRY_SMOOTH_MM = 2.0
 #: below this fraction of the nominal mask area, and kept when its body is this many times more.
 RETRY_AREA_FRACTION = 0.8
 RETRY_GAIN = 1.2
+#: Second retry: hysteresis down to this many tray-spreads from the pixels above the threshold.
+RETRY_GROW_SIGMAS = 4.0
 #: Tray kept around the outline in the MaskCrop (seam tracker and classifier see the edge).
 CROP_MARGIN_MM = 10.0
 #: Crop margin for the first outline fit (covers the coarse pose's error + the profiles).
@@ -177,11 +179,16 @@ class Inspector:
         if body_mm2 < RETRY_AREA_FRACTION * nominal_area:
             # a fabric close to a noisy tray (dark print on black) drowns in the per-pixel noise
             # floor, leaving nothing or only its light parts (stripes): decide again on regions
-            # before calling the tray empty or measuring a piece
-            retry = foreground(coarse, view.valid, view.mm_per_px, smooth_mm=RETRY_SMOOTH_MM)
-            if self._body_mm2(retry.fg) > RETRY_GAIN * max(body_mm2, 1.0):
-                fgr = retry
-                area_mm2 = float(fgr.fg.sum()) * view.mm_per_px**2
+            # before calling the tray empty or measuring a piece, whose noise is below the pixels'
+            # floor; then, for a low-contrast fabric on a mottled tray (whose spread sets a high
+            # floor), grow from what does stand out (its edge, its loops) by hysteresis
+            for kw in ({"smooth_mm": RETRY_SMOOTH_MM}, {"grow_sigmas": RETRY_GROW_SIGMAS}):
+                retry = foreground(coarse, view.valid, view.mm_per_px, **kw)
+                if (retry_mm2 := self._body_mm2(retry.fg)) > RETRY_GAIN * max(body_mm2, 1.0):
+                    fgr, body_mm2 = retry, retry_mm2
+                    area_mm2 = float(fgr.fg.sum()) * view.mm_per_px**2
+                if body_mm2 >= RETRY_AREA_FRACTION * nominal_area:
+                    break
         issues: list[q.GateIssue] = []
         pose0 = None
         if (issue := q.no_mask_issue(area_mm2, nominal_area)) is None:
