@@ -291,3 +291,18 @@ def test_seam_codes_only_near_the_outline(model, monkeypatch):
     assert at[deep] == {"stain"}  # a stain can be anywhere
     monkeypatch.setattr(model, "seam_band_mm", float("inf"))  # the eval of seam close-ups does this
     assert codes_at(model.predict(crop).findings)[deep] == {"open_seam", "skipped_stitch", "stain"}
+
+
+def test_bench_render_cache_is_keyed_by_the_renderer_source(tmp_path):
+    """The same seeds render other masks once the simulator changes; a cache keyed by name alone
+    once fed stale masks to the benchmark."""
+    from qc_station.training.bench_defects import make_cases
+    from qc_station.training.data import renderer_fingerprint
+
+    fp = renderer_fingerprint()
+    assert len(fp) == 12 and fp == renderer_fingerprint()  # stable within one source tree
+    cases = make_cases(0, 1, 0, seed=TEST_SEED + 900, cache_dir=tmp_path)
+    (cached,) = tmp_path.iterdir()
+    assert fp in cached.name and len(cases) == 1 and cases[0].kind == "clean"
+    again = make_cases(0, 1, 0, seed=TEST_SEED + 900, cache_dir=tmp_path)  # served from the cache
+    assert np.array_equal(again[0].crop.image, cases[0].crop.image)

@@ -45,9 +45,10 @@ def make_cases(n_per_code: int, n_clean: int, n_novel: int, seed: int = BENCH_SE
     if cache_dir is not None:
         import pickle
 
-        from qc_station.training.data import sim_backend
+        from qc_station.training.data import renderer_fingerprint, sim_backend
 
-        key = f"{sim_backend()[2]}-{n_per_code}-{n_clean}-{n_novel}-{seed}-{'_'.join(codes)}"
+        key = (f"{sim_backend()[2]}-{renderer_fingerprint()}-{n_per_code}-{n_clean}-{n_novel}-{seed}-"
+               f"{'_'.join(codes)}")
         path = Path(cache_dir) / f"bench-{key}.pkl"
         if path.exists():
             with open(path, "rb") as f:

@@ -179,10 +179,11 @@ def build(out_dir: Path, cfg: TrainConfig, version: str, n_fit: int = 80, n_thr:
     With ``weights`` (a saved ``defects_net.pt``) training is skipped: only export, parity, int8,
     anomaly head and thresholds run (re-packaging a trained network).
     """
-    from qc_station.training.data import sim_backend
+    from qc_station.training.data import renderer_fingerprint, sim_backend
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    log: dict = {"version": version, "config": config_dict(cfg), "renderer": sim_backend()[2]}
+    log: dict = {"version": version, "config": config_dict(cfg), "renderer": sim_backend()[2],
+                 "renderer_fingerprint": renderer_fingerprint()}
     t0 = time.perf_counter()
     if weights is None:
         net = train(cfg, echo, cache_dir)

@@ -7,6 +7,7 @@ scale as the pipeline's :class:`MaskCrop`). Labels come from the simulator's tru
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -30,6 +31,26 @@ def sim_backend():
         from qc_station.training import proxy_sim
 
         return proxy_sim.random_mask_params, proxy_sim.render_mask_plane, "qc_station.training.proxy_sim"
+
+
+def renderer_fingerprint() -> str:
+    """Short hash of the renderer's source (the simulator package, or the proxy, plus this module).
+
+    Render caches are keyed by it: the same seeds render other masks once the simulator changes,
+    and a cache keyed by name alone once served stale masks to a benchmark (v0.3.1's figures).
+    """
+    import hashlib
+
+    name = sim_backend()[2]
+    root = Path(__file__).resolve().parents[1]
+    if name == "qc_station.sim":
+        files = sorted((root / "sim").glob("*.py"))
+    else:
+        files = [Path(__file__).with_name("proxy_sim.py")]
+    h = hashlib.sha256()
+    for f in [*files, Path(__file__)]:
+        h.update(f.name.encode() + b"\0" + f.read_bytes())
+    return h.hexdigest()[:12]
 
 
 @dataclass(frozen=True)

@@ -78,12 +78,12 @@ def render_pool(n: int):
 
 
 def _bank_key(cfg: TrainConfig) -> str:
-    from qc_station.training.data import sim_backend
+    from qc_station.training.data import renderer_fingerprint, sim_backend
 
     d = config_dict(cfg)
     fields = ("seed", "n_masks", "clean_fraction", "patch_px", "patches_random", "patches_per_defect",
               "exclude")
-    raw = json.dumps(["bank-v2", sim_backend()[2], *(d[k] for k in fields)])
+    raw = json.dumps(["bank-v2", sim_backend()[2], renderer_fingerprint(), *(d[k] for k in fields)])
     return hashlib.sha256(raw.encode()).hexdigest()[:16]
 
 
@@ -91,7 +91,7 @@ def load_or_build_bank(cfg: TrainConfig, cache_dir: Path | None, echo=print) -> 
     """The patch bank, from ``cache_dir`` when an identical one was rendered before.
 
     The cache only saves re-rendering while iterating; the key covers every setting that shapes
-    the bank (delete the cache when the simulator changes).
+    the bank and the renderer's source (:func:`renderer_fingerprint`).
     """
     if cache_dir is None:
         return build_bank(cfg, echo)
