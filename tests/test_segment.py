@@ -4,7 +4,7 @@ import cv2
 import numpy as np
 import pytest
 
-from qc_station.vision.segment import foreground
+from qc_station.vision.segment import foreground, grow_foreground
 
 H, W = 260, 400
 BODY = (slice(83, 178), slice(112, 288))  # 95 x 176 mm
@@ -34,7 +34,7 @@ def test_low_contrast_fabric_on_a_mottled_tray_is_grown_from_its_edge_and_loops(
     # per pixel the body sits below the floor the blotches set: only the edge and loops stand out
     plain = foreground(view, valid, 1.0)
     assert (plain.fg & truth).sum() < 0.1 * truth.sum()
-    grown = foreground(view, valid, 1.0, grow_sigmas=4.0)
+    grown = grow_foreground(plain, valid, 1.0, 4.0)
     assert (grown.fg & truth).sum() > 0.98 * truth.sum()
     outside = grown.fg & ~truth
     assert outside.sum() < 0.12 * truth.sum()  # the loops (~1,500 px with the edge), no tray
@@ -44,4 +44,5 @@ def test_low_contrast_fabric_on_a_mottled_tray_is_grown_from_its_edge_and_loops(
 def test_growing_never_makes_a_mask_out_of_an_empty_mottled_tray(seed):
     valid = np.ones((H, W), bool)
     for mottle in (6.0, 12.0):
-        assert foreground(_view(False, seed, mottle), valid, 1.0, grow_sigmas=4.0).fg.sum() < 200
+        plain = foreground(_view(False, seed, mottle), valid, 1.0)
+        assert grow_foreground(plain, valid, 1.0, 4.0).fg.sum() < 200

@@ -33,7 +33,7 @@ from qc_station.vision.outline import edge_profiles, fit_profiles
 from qc_station.vision.pleats import count_pleats
 from qc_station.vision.rectify import tray_view
 from qc_station.vision.seam import analyze_seam
-from qc_station.vision.segment import coarse_pose, foreground
+from qc_station.vision.segment import coarse_pose, foreground, grow_foreground
 from qc_station.vision.types import MaskCrop
 
 #: Coarse view (segmentation) and fine crop (outline, seam, classifier) scales.
@@ -179,11 +179,14 @@ class Inspector:
         if body_mm2 < RETRY_AREA_FRACTION * nominal_area:
             # a fabric close to a noisy tray (dark print on black) drowns in the per-pixel noise
             # floor, leaving nothing or only its light parts (stripes): decide again on regions
-            # before calling the tray empty or measuring a piece, whose noise is below the pixels'
-            # floor; then, for a low-contrast fabric on a mottled tray (whose spread sets a high
-            # floor), grow from what does stand out (its edge, its loops) by hysteresis
-            for kw in ({"smooth_mm": RETRY_SMOOTH_MM}, {"grow_sigmas": RETRY_GROW_SIGMAS}):
-                retry = foreground(coarse, view.valid, view.mm_per_px, **kw)
+            # before calling the tray empty or measuring a piece. Failing that, a low-contrast
+            # fabric on a mottled tray (whose spread sets a high floor) is grown from what does
+            # stand out in the per-pixel pass (its edge, its loops) by hysteresis.
+            first = fgr
+            retries = (lambda: foreground(coarse, view.valid, view.mm_per_px, smooth_mm=RETRY_SMOOTH_MM),
+                       lambda: grow_foreground(first, view.valid, view.mm_per_px, RETRY_GROW_SIGMAS))
+            for make in retries:
+                retry = make()
                 if (retry_mm2 := self._body_mm2(retry.fg)) > RETRY_GAIN * max(body_mm2, 1.0):
                     fgr, body_mm2 = retry, retry_mm2
                     area_mm2 = float(fgr.fg.sum()) * view.mm_per_px**2

@@ -97,7 +97,7 @@ def lab_of(image_bgr: np.ndarray) -> np.ndarray:
 
 
 def foreground(view_bgr: np.ndarray, valid: np.ndarray, mm_per_px: float, *,
-               smooth_mm: float = 0.0, grow_sigmas: float = 0.0) -> Foreground:
+               smooth_mm: float = 0.0) -> Foreground:
     """Separate mask (and loops) from the tray on a rectified view. See the module docstring.
 
     ``smooth_mm`` > 0 decides on regions instead of pixels: the colour difference from the tray
@@ -105,11 +105,6 @@ def foreground(view_bgr: np.ndarray, valid: np.ndarray, mm_per_px: float, *,
     noise (a dark tray's chroma noise) averages out while a whole fabric region keeps its
     contrast; the floor of :data:`MIN_CONTRAST_SIGMAS` is then taken on that smoothed spread.
     Used as a retry when the per-pixel pass finds no mask-sized object.
-
-    ``grow_sigmas`` > 0 grows the foreground by hysteresis: pixels above the threshold are seeds,
-    and every connected pixel above ``grow_sigmas`` tray-spreads joins them. A low-contrast fabric
-    on a mottled tray (whose spread sets a high floor) is then found whole as long as some of it
-    (its edge, its loops) stands out; tray blotches with no such seed stay background.
     """
     lab = lab_of(view_bgr)
     lab[..., 0] *= L_WEIGHT
@@ -143,15 +138,26 @@ def foreground(view_bgr: np.ndarray, valid: np.ndarray, mm_per_px: float, *,
     hi = float(np.percentile(dv, 99.5)) + 1e-3
     threshold = max(_otsu(dv, hi), floor)
     raw = (dist > threshold) & valid
-    if grow_sigmas > 0:
-        low = max(grow_sigmas * sigma, MIN_CONTRAST_DE)
-        n, labels = cv2.connectedComponents(((dist > low) & valid).astype(np.uint8), connectivity=8)
-        seeded = np.zeros(n, bool)
-        seeded[np.unique(labels[raw])] = True
-        seeded[0] = False
-        raw = seeded[labels]
     fg = _main_region(raw, mm_per_px)
     return Foreground(fg=fg, raw=raw, distance=dist, threshold=threshold, tray_sigma=sigma)
+
+
+def grow_foreground(fgr: Foreground, valid: np.ndarray, mm_per_px: float, sigmas: float) -> Foreground:
+    """``fgr`` grown by hysteresis: its pixels above the threshold are seeds, and every connected
+    pixel above ``sigmas`` tray-spreads joins them (same tray model and distances, no second pass).
+
+    A low-contrast fabric on a mottled tray (whose spread sets a high floor) is then found whole
+    as long as some of it (its edge, its loops) stands out; tray blotches with no such seed stay
+    background.
+    """
+    low = max(sigmas * fgr.tray_sigma, MIN_CONTRAST_DE)
+    n, labels = cv2.connectedComponents(((fgr.distance > low) & valid).astype(np.uint8), connectivity=8)
+    seeded = np.zeros(n, bool)
+    seeded[np.unique(labels[fgr.raw])] = True
+    seeded[0] = False
+    raw = seeded[labels]
+    return Foreground(fg=_main_region(raw, mm_per_px), raw=raw, distance=fgr.distance,
+                      threshold=fgr.threshold, tray_sigma=fgr.tray_sigma)
 
 
 def _largest_with_neighbours(binary: np.ndarray, mm_per_px: float) -> np.ndarray | None:
