@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from qc_station.training.config import TrainConfig
-from qc_station.training.data import augment, cell_targets, cut_patches, render
+from qc_station.training.data import augment, cell_targets, cut_patches, photometric, render
 from qc_station.training.net import CELL_PX, CLASSES, DefectNet, build_net
 
 #: Seeds of training renders start here; the benchmark uses BENCH_SEED_BASE and up (disjoint).
@@ -136,15 +136,26 @@ def _batches(stream: PatchStream, cfg: TrainConfig, epoch: int, rng: np.random.G
                                             multiprocessing_context="fork", prefetch_factor=4))
 
 
-def _clean_crop(seed: int):
-    return render(seed).crop
+def _good_crop(job: tuple[int, bool]):
+    """One clean render, with lighting / blur / noise / JPEG jitter half the time (pool task)."""
+    seed, jitter = job
+    crop = render(seed).crop
+    rng = np.random.default_rng(seed)
+    if jitter and rng.random() < 0.5:
+        crop = type(crop)(photometric(crop.image, rng), crop.body, crop.mm_per_px, crop.origin_mm,
+                          crop.width_mm, crop.height_mm)
+    return crop
+
+
+def good_crops(n: int, seed: int, jitter: bool, procs: int = 1) -> list:
+    """Clean renders of seeds ``seed ...`` (optionally jittered), rendered by ``procs`` processes."""
+    with render_pool(procs) as pool:
+        return list(pool.imap(_good_crop, [(seed + i, jitter) for i in range(n)], chunksize=4))
 
 
 def mining_crops(cfg: TrainConfig) -> list:
     """Whole clean masks for hard-negative mining (their own seed range, never benchmarked)."""
-    seeds = [TRAIN_SEED_BASE + cfg.seed * 100_000 + 90_000 + i for i in range(cfg.mine_masks)]
-    with render_pool(cfg.render_procs) as pool:
-        return list(pool.imap(_clean_crop, seeds, chunksize=4))
+    return good_crops(cfg.mine_masks, TRAIN_SEED_BASE + cfg.seed * 100_000 + 90_000, False, cfg.render_procs)
 
 
 def mine_hard_negatives(net: DefectNet, crops: list, cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
