@@ -16,9 +16,9 @@ import numpy as np
 import torch
 
 from qc_station.training import export as ex
-from qc_station.training.data import photometric, render
+from qc_station.training.data import render
 from qc_station.training.net import CELL_PX, CLASSES, build_net
-from qc_station.training.train import VAL_SEED_BASE, TrainConfig, config_dict, render_pool, train
+from qc_station.training.train import VAL_SEED_BASE, TrainConfig, config_dict, good_crops, render_pool, train
 from qc_station.vision.defects import (
     ANOMALY_EXCLUDE_CELLS,
     FUSION_INSET_MM,
@@ -30,23 +30,6 @@ from qc_station.vision.defects import (
 )
 
 PARITY_TOL = 1e-4
-
-
-def _good_crop(job: tuple[int, bool]):
-    """One clean render, with lighting / blur / noise / JPEG jitter half the time (pool task)."""
-    seed, jitter = job
-    crop = render(seed).crop
-    rng = np.random.default_rng(seed)
-    if jitter and rng.random() < 0.5:
-        crop = type(crop)(photometric(crop.image, rng), crop.body, crop.mm_per_px, crop.origin_mm,
-                          crop.width_mm, crop.height_mm)
-    return crop
-
-
-def good_crops(n: int, seed: int, jitter: bool, procs: int = 1) -> list:
-    """Clean renders (optionally jittered) for anomaly fitting and thresholds."""
-    with render_pool(procs) as pool:
-        return list(pool.imap(_good_crop, [(seed + i, jitter) for i in range(n)], chunksize=4))
 
 
 def fit_anomaly(crops, inset_mm: float) -> np.ndarray:
@@ -219,7 +202,8 @@ def build(out_dir: Path, cfg: TrainConfig, version: str, n_fit: int = 80, n_thr:
                 CLASSES, version, 0.0,
                 {"renderer": log["renderer"], "train_seed": cfg.seed,
                  "precision": "fp32" if "fp32" in name else "int8",
-                 "anomaly_inset_mm": INTERIOR_MIN_MM, "anomaly_exclude_cells": ANOMALY_EXCLUDE_CELLS},
+                 "anomaly_inset_mm": INTERIOR_MIN_MM, "anomaly_exclude_cells": ANOMALY_EXCLUDE_CELLS,
+                 "fusion_inset_mm": FUSION_INSET_MM, "seam_band_mm": SEAM_BAND_MM},
             )
             target = out_dir / name
             ex.add_anomaly_head(graph, target, whitening, meta)
@@ -227,8 +211,6 @@ def build(out_dir: Path, cfg: TrainConfig, version: str, n_fit: int = 80, n_thr:
             meta["anomaly_threshold"] = f"{t.anomaly:.4f}"
             meta["probability_thresholds"] = json.dumps(t.probability)
             meta["fusion_weights"] = json.dumps(t.fusion)
-            meta["fusion_inset_mm"] = str(FUSION_INSET_MM)
-            meta["seam_band_mm"] = str(SEAM_BAND_MM)
             echo(f"{name}: probability thresholds {t.probability}, fusion weights {t.fusion}, "
                  f"found on the picking masks {t.recall}")
             log[f"{name}_probability_thresholds"] = t.probability
