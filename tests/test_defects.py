@@ -261,6 +261,28 @@ def test_picked_thresholds_leave_every_picking_good_mask_without_findings(model,
         assert t.found_by_weight[code][str(w)] >= t.found_by_weight[code]["0.0"] + 1
 
 
+
+def test_pipeline_crop_is_the_pipelines_own_mask_frame():
+    """The benchmark's end-to-end cases: the pipeline's crop of a camera frame must be the
+    measured mask frame (not the simulator's plane) and carry the frame's truth boxes."""
+    from qc_station.sim import render_case
+    from qc_station.training.data import pipeline_crop
+
+    seed = TEST_SEED + 900
+    crop, truths = pipeline_crop(seed, ("stain",))
+    truth = render_case(seed, defects=("stain",))[1].mask
+    assert crop.mm_per_px == pytest.approx(0.2)
+    assert crop.width_mm == pytest.approx(truth.width_mm, abs=0.5)
+    assert crop.height_mm == pytest.approx(truth.height_mm, abs=0.5)
+    assert [c for c, _ in truths] == ["stain"]
+    # the truth box lies on the mask body of the crop
+    x, y, w, h = truths[0][1]
+    col, row = (int(v) for v in crop.to_px(x + w / 2, y + h / 2))
+    assert crop.body[row, col]
+    clean, none = pipeline_crop(seed + 1)
+    assert none == () and clean.body.mean() > 0.5
+
+
 def test_seam_codes_only_near_the_outline(model, monkeypatch):
     """A seam finding deep inside the mask is a print or a garment seam, not the top-stitch."""
     from qc_station.vision.defects import SEAM_BAND_MM, cell_depth

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from qc_station.training.data import render
+from qc_station.training.data import pipeline_crop, render
 from qc_station.training.net import CLASSES
 from qc_station.training.novel import NOVEL_KINDS, paint_novel
 from qc_station.vision.defects import DefectModel
@@ -79,50 +79,24 @@ def make_cases(n_per_code: int, n_clean: int, n_novel: int, seed: int = BENCH_SE
     return cases
 
 
-class _CropCatcher:
-    """Stands in for the model inside the pipeline to keep the crop the pipeline made."""
-
-    sha256 = None
-
-    def __init__(self):
-        self.crop: MaskCrop | None = None
-
-    def predict(self, crop: MaskCrop):
-        self.crop = crop
-        return None
-
-
 def make_pipeline_cases(n_per_code: int, n_clean: int, seed: int = BENCH_SEED_BASE + 500_000,
                         codes: tuple[str, ...] = CLASSES) -> list[Case]:
-    """End-to-end cases: full camera frames (render_case) -> the inspection pipeline's own crop.
+    """End-to-end cases: full camera frames through the inspection pipeline's own crop.
 
-    Checks the model on what the station really feeds it (camera warp, rectification
-    resampling, the pipeline's measured mask frame) instead of the simulator's mask plane.
-    Frames the pipeline cannot crop (gate / segmentation failure) are skipped and counted.
+    Checks the model on what the station really feeds it (:func:`data.pipeline_crop`) instead
+    of the simulator's mask plane. Frames the pipeline cannot crop are skipped and counted.
     """
-    from qc_station.calibration import bundled_sim_calibration
-    from qc_station.sim import render_case
-    from qc_station.spec import load_spec
-    from qc_station.vision.pipeline import Inspector
-
-    catcher = _CropCatcher()
-    inspector = Inspector(bundled_sim_calibration(), load_spec(), model=catcher)
     cases: list[Case] = []
     skipped = 0
     s = seed
     for kind, n in [*((c, n_per_code) for c in codes), ("clean", n_clean)]:
         for _ in range(n):
-            frame, truth = render_case(s, defects=() if kind == "clean" else (kind,))
+            got = pipeline_crop(s, () if kind == "clean" else (kind,))
             s += 1
-            catcher.crop = None
-            try:
-                inspector.inspect(frame)
-            except Exception:  # a pipeline failure is the pipeline's bug, not a model figure
-                catcher.crop = None
-            if catcher.crop is None or truth.mask is None:
+            if got is None:
                 skipped += 1
                 continue
-            cases.append(Case(catcher.crop, tuple((d.code, d.box_mm) for d in truth.mask.defects), kind))
+            cases.append(Case(got[0], got[1], kind))
     if skipped:
         print(f"(pipeline produced no crop for {skipped} frames; skipped)")
     return cases

@@ -79,6 +79,52 @@ def render(seed: int, defects: tuple[str, ...] = ()) -> Rendered:
     return Rendered(crop, truth)
 
 
+
+_INSPECTOR = None  # one per process (pool workers fork with none and make their own)
+
+
+class _CropCatcher:
+    """Stands in for the model inside the pipeline to keep the crop the pipeline made."""
+
+    sha256 = None
+
+    def __init__(self):
+        self.crop: MaskCrop | None = None
+
+    def predict(self, crop: MaskCrop):
+        self.crop = crop
+        return None
+
+
+def pipeline_crop(seed: int, defects: tuple[str, ...] = ()) -> tuple[MaskCrop, tuple] | None:
+    """A full camera frame (``sim.render_case``) through the inspection pipeline: its own crop.
+
+    What the station really feeds the model (camera warp and blur, rectification resampling,
+    the measured mask frame), unlike :func:`render`'s mask plane. Returns ``(crop, truths)``
+    with ``truths`` as ``((code, box_mm), ...)``, or None when the pipeline made no crop (a
+    gated or unsegmented frame). Needs the real simulator.
+    """
+    global _INSPECTOR
+    from qc_station.sim import render_case
+
+    if _INSPECTOR is None:
+        from qc_station.calibration import bundled_sim_calibration
+        from qc_station.spec import load_spec
+        from qc_station.vision.pipeline import Inspector
+
+        _INSPECTOR = Inspector(bundled_sim_calibration(), load_spec(), model=_CropCatcher())
+    frame, truth = render_case(seed, defects=tuple(defects))
+    catcher = _INSPECTOR.model
+    catcher.crop = None
+    try:
+        _INSPECTOR.inspect(frame)
+    except Exception:  # a pipeline failure is the pipeline's bug (its own tests), not a model figure
+        return None
+    if catcher.crop is None or truth.mask is None:
+        return None
+    return catcher.crop, tuple((d.code, d.box_mm) for d in truth.mask.defects)
+
+
 def body_from_truth(shape: tuple[int, int], width_mm: float, height_mm: float) -> np.ndarray:
     """The finished outline as a bool mask (the mask frame's rectangle, margins excluded)."""
     body = np.zeros(shape, bool)
