@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from qc_station.vision import seam
 from qc_station.vision import seam_profile as sp
 from qc_station.vision.seam import MIN_PITCH_SUPPORT
 
@@ -51,3 +52,35 @@ def test_no_needle_holes_has_no_support():
     a = acfs_of(hole_train(2.5, depth=0.0, noise=0.3, seed=3))
     _pitch, support, _rival = sp.fundamental(a, 2.5 / STEP_MM, LO_PX, HI_PX)
     assert support < MIN_PITCH_SUPPORT, support  # the stitch length would be None
+
+
+def _evidence(trains: list[np.ndarray]):
+    """The seam's pitch decision from one hole profile per side (as ``seam._stitch_length``)."""
+    ps = seam._search(STEP_MM)
+    return seam._pitch_evidence([sp.window_pitches(x, ps) for x in trains], ps)
+
+
+def _sides(pitch_mm: float, noise: float, n: int = 4) -> list[np.ndarray]:
+    """Hole trains of a 170 x 90 mm mask's sides (top, bottom, left, right)."""
+    return [hole_train(pitch_mm, 170.0 if i < 2 else 90.0, noise=noise, seed=i) for i in range(n)]
+
+
+def test_blurred_needle_holes_on_every_side_still_give_the_pitch():
+    # dashes blurred nearly shut: every side's comb is weak (pooled support under the usual bar)
+    # but all four find 2.3 mm on their own, none a finer train: the pitch is clear
+    ev = _evidence(_sides(2.3, noise=0.7))
+    assert ev.support < MIN_PITCH_SUPPORT, ev
+    assert ev.confident and abs(ev.pitch_px * STEP_MM - 2.3) < 0.05, ev
+
+
+def test_weak_combs_on_two_sides_only_are_not_a_pitch():
+    trains = _sides(2.3, noise=0.7, n=2) + [hole_train(2.3, 90.0, noise=3.0, seed=5 + i) for i in range(2)]
+    assert not _evidence(trains).confident
+
+
+def test_every_other_hole_faded_is_not_read_as_a_double_stitch():
+    # 1.4 mm stitches whose every other hole has faded on three sides look like 2.8 mm (inside
+    # a 2-3 mm tolerance); the fourth side's faint 1.4 mm train must stop a 2.8 mm reading
+    trains = [*_sides(2.8, noise=0.7, n=3), hole_train(1.4, 90.0, noise=0.7, seed=9)]
+    ev = _evidence(trains)
+    assert not (ev.confident and abs(ev.pitch_px * STEP_MM - 2.8) < 0.2), ev
