@@ -81,6 +81,35 @@ def test_print_matching_the_tray_is_skipped_not_guessed():
     assert r.findings == () and "matches the tray colour" in r.skipped
 
 
+
+def _dots(colour, pitch_mm=9.0, d_mm=1.8):
+    def draw(img, m):  # a print of small round dots all over the body
+        for y in np.arange(15.0, H - 10.0, pitch_mm):
+            for x in np.arange(15.0, W - 10.0, pitch_mm):
+                cv2.circle(img, (m + round(x / MPP), m + round(y / MPP)), round(d_mm / 2 / MPP), colour, -1,
+                           cv2.LINE_AA)
+    return draw
+
+
+@pytest.mark.parametrize("shade", [1.0, 1.2])
+def test_print_dots_matching_the_tray_are_not_holes(shade):
+    # polka dots in the tray's colour (or nearly: a fifth lighter, one of them exactly) cover
+    # under 3 % of the fabric and each is hole-like; their many twins say print
+    def draw(img, m):
+        _dots(tuple(min(255.0, shade * v) for v in TRAY))(img, m)
+        _hole(15.0 + 9.0 * 3, 15.0 + 9.0 * 2, 1.8, 1.0)(img, m)  # one dot exactly the tray's colour
+    r = find_holes(_crop(draw))
+    assert r.findings == () and "hole-like dots" in (r.skipped or ""), r
+
+
+def test_a_hole_among_dots_unlike_the_tray_is_found():
+    def draw(img, m):
+        _dots((90, 200, 230))(img, m)  # yellow dots: far from the grey tray
+        _hole(62.0, 40.0, 3.0)(img, m)
+    r = find_holes(_crop(draw))
+    assert len(r.findings) == 1 and r.skipped is None, r
+
+
 def test_spec_minimum_size_is_honoured():
     assert find_holes(_crop(_hole(60.0, 40.0, 2.0)), min_diameter_mm=3.0).findings == ()
 
