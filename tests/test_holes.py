@@ -110,6 +110,30 @@ def test_a_hole_among_dots_unlike_the_tray_is_found():
     assert len(r.findings) == 1 and r.skipped is None, r
 
 
+
+def test_rendered_prints_that_mimic_holes_are_not_holes():
+    """Clean masks once failed for holes: polka dots and flower centres matching a dark tray
+    (project simulator), and a fold's crest lit across a black check square, broken by noise
+    into two compact specks (independent generator, seed 24 case 26)."""
+    import sys
+    from pathlib import Path
+
+    from qc_station.training.data import pipeline_crop
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from tests.independent.bench import case_kind, make_station
+    from tests.independent.scene import render
+
+    for seed in (6_200_030, 6_200_116):
+        crop, truths = pipeline_crop(seed)
+        assert truths == () and find_holes(crop).findings == (), seed
+    st = make_station(2400, views=10)
+    case = render(st.camera, np.random.default_rng([24, 26, 9102]), case_kind(26))
+    _res, crop = st.inspector.analyse(case.image)
+    r = find_holes(crop)
+    assert r.findings == () and r.skipped is None, r  # rejected as specks, not skipped as a print
+
+
 def test_spec_minimum_size_is_honoured():
     assert find_holes(_crop(_hole(60.0, 40.0, 2.0)), min_diameter_mm=3.0).findings == ()
 

@@ -34,6 +34,11 @@ DARKER_WEIGHT = 0.35  # a hole's tray is shadowed: darkness counts a third
 MIN_TRAY_DE = 8.0  # tray-likeness limit never below this (Lab units)
 MAX_TRAY_LIKE_FRACTION = 0.03  # above this the print itself matches the tray: no verdict
 SURROUND_FACTOR = 2.0  # the fabric around a hole must be this many limits away from the tray
+#: ...and ringed by fabric all round: at most this share (percent) of the ring may be tray-like.
+#: A speck of a line (a fold's crest lit across a dark print square, broken into bits by noise)
+#: has the rest of its line in its ring.
+RING_PERCENTILE = 10.0
+RING_FACTOR = 1.0
 SEAM_BAND_MM = 11.0  # the top-stitch runs 3-10 mm from the edge: thread there can match the tray
 SEAM_BAND_MIN_MM = 2.0  # ... so inside that band a patch must be at least this wide both ways
 #: A hole is compact; a patch this many times longer than wide is a line: a fold's shadow or a
@@ -133,8 +138,10 @@ def _patches(crop: MaskCrop, tray_like: np.ndarray, dist: np.ndarray, limit: flo
         win = (slice(max(0, y - pad), min(hh, y + bh + pad)), slice(max(0, x - pad), min(ww, x + bw + pad)))
         blob = labels[win] == i
         around = cv2.dilate(blob.astype(np.uint8), ring_kernel).astype(bool) & ~blob
-        if not around.any() or float(np.median(dist[win][around])) < SURROUND_FACTOR * limit:
-            continue  # the fabric around it is nearly tray-coloured too: no proof of a hole
+        ring = dist[win][around]
+        if not around.any() or float(np.median(ring)) < SURROUND_FACTOR * limit or (
+                float(np.percentile(ring, RING_PERCENTILE)) < RING_FACTOR * limit):
+            continue  # the fabric around it is (partly) tray-coloured too: no proof of a hole
         depth = float(np.median(dist[win][blob]))
         x0_mm, y0_mm = crop.to_mm(c0 + x, r0 + y)
         found.append(Finding(
