@@ -65,22 +65,22 @@ def _sides(pitch_mm: float, noise: float, n: int = 4) -> list[np.ndarray]:
     return [hole_train(pitch_mm, 170.0 if i < 2 else 90.0, noise=noise, seed=i) for i in range(n)]
 
 
-def test_blurred_needle_holes_on_every_side_still_give_the_pitch():
-    # dashes blurred nearly shut: every side's comb is weak (pooled support under the usual bar)
-    # but all four find 2.3 mm on their own, none a finer train: the pitch is clear
-    ev = _evidence(_sides(2.3, noise=0.7))
-    assert ev.support < MIN_PITCH_SUPPORT, ev
+def test_clear_combs_on_every_side_give_the_pitch():
+    ev = _evidence(_sides(2.3, noise=0.3))
     assert ev.confident and abs(ev.pitch_px * STEP_MM - 2.3) < 0.05, ev
 
 
-def test_weak_combs_on_two_sides_only_are_not_a_pitch():
-    trains = _sides(2.3, noise=0.7, n=2) + [hole_train(2.3, 90.0, noise=3.0, seed=5 + i) for i in range(2)]
-    assert not _evidence(trains).confident
+def test_weak_combs_are_not_a_pitch_even_when_every_side_agrees():
+    # Needle holes blurred nearly shut give every side a weak comb at the true pitch; so does a
+    # checked print crossing the seam at its own repeat. A rule that trusted three weak sides
+    # agreeing (support >= 0.15) read 2.48 mm for a 3.95 mm stitch defect and passed it
+    # (project bench seed 9092, frame seed 1289901868), so weak combs stay "check by hand".
+    ev = _evidence(_sides(2.3, noise=0.7))
+    assert ev.support < MIN_PITCH_SUPPORT and not ev.confident, ev
 
 
 def test_every_other_hole_faded_is_not_read_as_a_double_stitch():
     # 1.4 mm stitches whose every other hole has faded on three sides look like 2.8 mm (inside
     # a 2-3 mm tolerance); the fourth side's faint 1.4 mm train must stop a 2.8 mm reading
-    trains = [*_sides(2.8, noise=0.7, n=3), hole_train(1.4, 90.0, noise=0.7, seed=9)]
-    ev = _evidence(trains)
+    ev = _evidence([*_sides(2.8, noise=0.7, n=3), hole_train(1.4, 90.0, noise=0.7, seed=9)])
     assert not (ev.confident and abs(ev.pitch_px * STEP_MM - 2.8) < 0.2), ev

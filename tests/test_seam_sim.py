@@ -182,3 +182,19 @@ if __name__ == "__main__":
         else:
             line += f" masks with a false finding={false_f}/{total}"
         print(line, flush=True)
+
+
+def test_long_stitch_with_weak_combs_on_every_side_is_not_passed():
+    """Project bench seed 9092, frame 1289901868 on the bench's second (random) camera: a 3.95 mm
+    stitch defect whose four sides each show only a weak comb at 2.48 mm. A relaxed pitch rule
+    (three weak sides agreeing) passed it; it must fail (stitch_length measured or not)."""
+    from qc_station.cli.bench import calibrate_camera
+    from qc_station.vision.pipeline import Inspector
+
+    rng = np.random.default_rng(9092)
+    camera = sim.random_camera(rng)  # the bench's camera 1 (camera 0 is the default one)
+    inspector = Inspector(calibrate_camera(camera, 14, 9092 * 1000 + 1), SPEC)
+    image, truth = sim.render_case(1289901868, defects=("stitch_length",), camera=camera, spec=SPEC)
+    assert not SPEC.seam.stitch_length_mm.contains(truth.mask.stitch_length_mm)
+    result = inspector.inspect(image)
+    assert result.verdict == "fail" and "stitch_length" in result.reason_codes, result.reason_codes

@@ -11,8 +11,7 @@ Method (all in mm of the mask frame, whatever the fabric's print or the thread's
    parallel to the edge is continuous, a top-stitch is dashed).
 4. The needle holes along the track are a 1-D profile: 16 mm windows vote for a comb pitch in
    1.2-5 mm, the pitch's harmonics (1/3 .. 3x) are checked against the holes' autocorrelation,
-   and sides must agree (holes blurred nearly shut: three sides finding the same pitch on their
-   own, none a finer one); an unclear pitch gives ``stitch_length_mm=None``. Thresholding the
+   and sides must agree; an unclear pitch gives ``stitch_length_mm=None``. Thresholding the
    line response between the fabric's and the thread's level gives where thread is present.
 5. A run without thread longer than ``max_gap_stitches`` x the pitch is a skipped stitch; a run of
    at least ``open_seam_min_mm`` where the edge also shows a notch, or a very long run, or a side
@@ -67,9 +66,6 @@ MAX_RIVAL = 0.6  # a finer harmonic scoring this share of the pitch's: ambiguous
 FAINT_PITCH_SUPPORT = 0.2  # a lower support is enough when FAINT_VOTE_SHARE of all windows voted
 FAINT_VOTE_SHARE = 0.5  # for the pitch (within SIDE_PITCH_TOL), no finer harmonic scores more
 FAINT_MAX_RIVAL = 0.3  # than this share of it, and MIN_SIDES sides each see it at that support
-ALL_ROUND_SIDES = 3  # dashes blurred nearly shut: this many sides each find the very same pitch...
-ALL_ROUND_SUPPORT = 0.15  # ...on their own at this support, each with no finer harmonic above
-ALL_ROUND_MAX_RIVAL = 0.3  # this share of it, and no side has any finer train at that support
 
 
 @dataclass(frozen=True)
@@ -195,15 +191,7 @@ def _pitch_evidence(per_side: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
     # down: MIN_SIDES sides that each clearly find this very pitch on their own are enough
     clear_sides = sum(abs(q / pitch - 1) <= SIDE_PITCH_TOL and sup >= MIN_PITCH_SUPPORT and riv <= MAX_RIVAL
                       for q, sup, riv in own)
-    # needle holes blurred nearly shut (soft focus, thread close to the fabric) leave a weak
-    # comb on every side; three sides finding the same pitch on their own, none hinting at a
-    # finer one (what every-other-hole fading would leave), is still a clear pitch
-    all_round = (sum(abs(q / pitch - 1) <= SIDE_PITCH_TOL and sup >= ALL_ROUND_SUPPORT
-                     and riv <= ALL_ROUND_MAX_RIVAL for q, sup, riv in own) >= ALL_ROUND_SIDES
-                 and not any(q < 0.9 * pitch and sup >= ALL_ROUND_SUPPORT for q, sup, _riv in own)
-                 and all(multiple))
-    confident = rival <= MAX_RIVAL and (
-        ((support >= bar or clear_sides >= MIN_SIDES) and agree) or all_round)
+    confident = (support >= bar or clear_sides >= MIN_SIDES) and rival <= MAX_RIVAL and agree
     return _PitchEvidence(voted, pitch, support, rival, tuple(sides), confident)
 
 
