@@ -32,7 +32,7 @@ def test_bench_prints_the_figures(bench_seed5):
     out = bench_seed5
     for label in ("width abs error", "height abs error", "stitch length error", "pleat count right",
                   "ear loops right", "per-code recall", "false rejects", "verdict accuracy",
-                  "defective masks passed for a geometry code", "ms per image per stage"):
+                  "defective masks passed for a geometry or seam code", "ms per image per stage"):
         assert label in out, label
     assert re.search(r"\[3/3\] cam 0", out)  # progress, one line per frame
     m = re.search(r"height abs error\s+mean ([0-9.]+) mm\s+P95 ([0-9.]+) mm", out)
