@@ -185,16 +185,21 @@ if __name__ == "__main__":
 
 
 def test_long_stitch_with_weak_combs_on_every_side_is_not_passed():
-    """Project bench seed 9092, frame 1289901868 on the bench's second (random) camera: a 3.95 mm
-    stitch defect whose four sides each show only a weak comb at 2.48 mm. A relaxed pitch rule
-    (three weak sides agreeing) passed it; it must fail (stitch_length measured or not)."""
-    from qc_station.cli.bench import calibrate_camera
-    from qc_station.vision.pipeline import Inspector
+    """Project bench seed 9092, frame 1289901868 on the bench's camera 1: a 3.95 mm stitch defect
+    whose four sides each show only a weak comb at 2.48 mm. A relaxed pitch rule (three weak
+    sides agreeing) passed it; it must fail (stitch_length measured or not)."""
+    from bench_frames import inspect_bench_frame
 
-    rng = np.random.default_rng(9092)
-    camera = sim.random_camera(rng)  # the bench's camera 1 (camera 0 is the default one)
-    inspector = Inspector(calibrate_camera(camera, 14, 9092 * 1000 + 1), SPEC)
-    image, truth = sim.render_case(1289901868, defects=("stitch_length",), camera=camera, spec=SPEC)
+    truth, result = inspect_bench_frame(9092, 1, 1289901868, ("stitch_length",))
     assert not SPEC.seam.stitch_length_mm.contains(truth.mask.stitch_length_mm)
-    result = inspector.inspect(image)
     assert result.verdict == "fail" and "stitch_length" in result.reason_codes, result.reason_codes
+
+
+@pytest.mark.xfail(strict=True, reason="a printed flower sits on the stitch line over the 16 mm gap; "
+                   "neither the seam tracker nor the classifier reports it, and the mask passes (fresh "
+                   "bench seed 9091)")
+def test_skipped_stitch_under_a_printed_flower_is_found():
+    from bench_frames import inspect_bench_frame
+
+    _truth, result = inspect_bench_frame(9091, 1, 1112405941, ("skipped_stitch",))
+    assert result.verdict == "fail" and "skipped_stitch" in result.reason_codes, result.reason_codes

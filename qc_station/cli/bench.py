@@ -105,6 +105,25 @@ def calibrate_camera(camera, views: int, seed: int):
     return calibrate([(f"view-{k:02d}", im) for k, (im, _t) in enumerate(board)], ("plane", plane), "charuco")
 
 
+
+def bench_cameras(seed: int, n: int):
+    """The cameras of ``qc-station bench --seed SEED --cameras N`` and the random generator after
+    them (which then draws the frame seeds): to re-inspect one frame of a bench run."""
+    import numpy as np
+
+    from qc_station import sim
+
+    rng = np.random.default_rng(seed)
+    return [sim.default_camera()] + [sim.random_camera(rng) for _ in range(max(0, n - 1))], rng
+
+
+def bench_calibration(camera, k: int, seed: int, views: int = 14):
+    """Camera ``k``'s calibration in a bench run of ``seed`` (camera 0: the bundled one)."""
+    from qc_station.calibration import bundled_sim_calibration
+
+    return bundled_sim_calibration() if k == 0 else calibrate_camera(camera, views, seed * 1000 + k)
+
+
 def _pct(values, q) -> float:
     import numpy as np
 
@@ -139,10 +158,8 @@ def run(args: argparse.Namespace) -> int:
 
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
     import cv2
-    import numpy as np
 
     from qc_station import sim
-    from qc_station.calibration import bundled_sim_calibration
     from qc_station.cli.inspect import load_model
     from qc_station.spec import load_spec
     from qc_station.vision.pipeline import Inspector
@@ -150,8 +167,7 @@ def run(args: argparse.Namespace) -> int:
     cv2.setNumThreads(max(1, args.threads))
     spec = load_spec(args.spec)
     model = load_model(args.model, args.no_model, args.threads)
-    rng = np.random.default_rng(args.seed)
-    cameras = [sim.default_camera()] + [sim.random_camera(rng) for _ in range(max(0, args.cameras - 1))]
+    cameras, rng = bench_cameras(args.seed, args.cameras)
     inspectors = []
     print(f"bench: {args.n} frames, seed {args.seed}, {len(cameras)} camera(s), spec {spec.name} "
           f"v{spec.version}, model {model.sha256[:12] if model else 'none'}, {args.threads} thread(s)")
@@ -162,10 +178,8 @@ def run(args: argparse.Namespace) -> int:
         t0 = time.perf_counter()
         if args.truth_calibration:
             cal = truth_calibration(cam)
-        elif k == 0:
-            cal = bundled_sim_calibration()  # computed by make_sim_calibration from board views
-        else:
-            cal = calibrate_camera(cam, args.views, args.seed * 1000 + k)
+        else:  # camera 0: the bundled calibration (make_sim_calibration, from board views)
+            cal = bench_calibration(cam, k, args.seed, args.views)
         inspector = Inspector(cal, spec, model=model)
         if not args.wall_clock:
             inspector.timer = time.thread_time  # CPU time of this thread: one core, whatever the load

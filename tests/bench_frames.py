@@ -1,0 +1,19 @@
+"""One frame of a `qc-station bench` run, re-rendered and inspected on its own (for regression
+tests of frames a bench run got wrong)."""
+
+from __future__ import annotations
+
+from qc_station import sim
+from qc_station.cli.bench import bench_calibration, bench_cameras
+from qc_station.spec import load_spec
+from qc_station.vision.pipeline import Inspector
+
+
+def inspect_bench_frame(bench_seed: int, camera: int, frame_seed: int, defects: tuple[str, ...]):
+    """(truth, result) of frame ``frame_seed`` of ``qc-station bench --seed bench_seed`` as seen by
+    its camera ``camera`` (the frame's line in the bench output names both), without the model."""
+    spec = load_spec()
+    cameras, _ = bench_cameras(bench_seed, camera + 1)
+    inspector = Inspector(bench_calibration(cameras[camera], camera, bench_seed), spec)
+    image, truth = sim.render_case(frame_seed, defects=defects, camera=cameras[camera], spec=spec)
+    return truth, inspector.inspect(image)
