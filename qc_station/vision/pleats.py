@@ -26,7 +26,8 @@ row (median over the row: dots, flowers, stains and lint drop out), then:
    otherwise clean profile). Else the strong candidates (:data:`STRONG_REL_DEPTH` of the deepest
    and at least :data:`STRONG_MIN_DEPTH`, ~5 % darker) are folds,
    except one that breaks their even spacing (a print line that survived step 1); weaker
-   candidates count where that spacing puts a fold (a fold whose shadow is fainter). The comb's
+   candidates (and a dropped strong one) count where that spacing puts a fold (a fold whose
+   shadow is fainter; a fold the first, coarser spacing wrongly dropped). The comb's
    end folds must stand out (:data:`DISTINCT_RATIO`) from every valley the comb leaves
    unexplained, and its fainter inner folds must not drown among them
    (:data:`INNER_DISTINCT_RATIO`): a print line that happens to lie one step beyond the last fold,
@@ -201,13 +202,18 @@ def _select(pos: np.ndarray, depth: np.ndarray) -> list[int]:
     strong = [i for i in range(len(pos)) if depth[i] >= bar]
     weak = [i for i in range(len(pos)) if depth[i] < bar]
     # drop the strong valleys that break an otherwise even spacing (a print line)
+    dropped: list[int] = []
     while len(strong) > 2 and not _regular([pos[i] for i in strong]):
         trials = [[j for j in strong if j != i] for i in strong]
         ok = [t for t in trials if _regular([pos[i] for i in t])]
         pick = ok or trials
-        strong = max(pick, key=lambda t: sum(depth[i] for i in t))
+        kept = max(pick, key=lambda t: sum(depth[i] for i in t))
+        dropped += [i for i in strong if i not in kept]
+        strong = kept
         if not ok:
             break
+    # ...but where the spacing, once refined, puts a fold, a dropped valley may be that fold
+    weak = sorted(weak + dropped, key=lambda i: pos[i])
     chosen = sorted(strong, key=lambda i: pos[i])
     if len(chosen) == 1:  # one clear fold: fainter ones may flank it evenly
         c = chosen[0]
