@@ -261,7 +261,6 @@ def test_picked_thresholds_leave_every_picking_good_mask_without_findings(model,
         assert t.found_by_weight[code][str(w)] >= t.found_by_weight[code]["0.0"] + 1
 
 
-
 def test_pipeline_crop_is_the_pipelines_own_mask_frame():
     """The benchmark's end-to-end cases: the pipeline's crop of a camera frame must be the
     measured mask frame (not the simulator's plane) and carry the frame's truth boxes."""

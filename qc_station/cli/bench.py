@@ -76,7 +76,7 @@ class Tally:
     good_verdicts: list[str] = field(default_factory=list)
     verdict_ok: list[bool] = field(default_factory=list)
     verdict_ok_checked: list[bool] = field(default_factory=list)
-    geometry_passed: list[str] = field(default_factory=list)
+    defects_passed: list[str] = field(default_factory=list)
     missed_measure: int = 0
     timing: dict[str, list[float]] = field(default_factory=dict)
 
@@ -103,7 +103,6 @@ def calibrate_camera(camera, views: int, seed: int):
     board = sim.render_board_views(camera, views, rng)
     plane = sim.render_plane_view(camera, rng)
     return calibrate([(f"view-{k:02d}", im) for k, (im, _t) in enumerate(board)], ("plane", plane), "charuco")
-
 
 
 def bench_cameras(seed: int, n: int):
@@ -224,7 +223,7 @@ def _score(t: Tally, truth, r, spec, *, with_model: bool) -> str:
     if expected == "pass":
         t.good_verdicts.append(r.verdict)
     if expected == "fail" and r.verdict == "pass" and codes & set(PIPELINE_CODES):
-        t.geometry_passed.append(",".join(sorted(codes)))
+        t.defects_passed.append(",".join(sorted(codes)))
     m, tm = r.measurements, truth.mask
     detail = ""
     if tm is not None and not truth.unusable:
@@ -278,8 +277,8 @@ def _report(t: Tally, n: int, *, with_model: bool, wall: bool) -> None:
     if not with_model:
         print(f"verdict accuracy {np.mean(t.verdict_ok_checked):.1%} over the {len(t.verdict_ok_checked)} "
               "frames whose defects this run can see (stain/hole need the model)")
-    print(f"defective masks passed for a geometry or seam code: {len(t.geometry_passed)}"
-          + (f" ({'; '.join(t.geometry_passed)})" if t.geometry_passed else ""))
+    print(f"defective masks passed for a geometry or seam code: {len(t.defects_passed)}"
+          + (f" ({'; '.join(t.defects_passed)})" if t.defects_passed else ""))
     clock = "wall clock" if wall else "CPU time of the one inspecting thread"
     print(f"\n== ms per image per stage, {clock} (median / P95) ==")
     for stage, v in t.timing.items():

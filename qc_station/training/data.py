@@ -79,7 +79,6 @@ def render(seed: int, defects: tuple[str, ...] = ()) -> Rendered:
     return Rendered(crop, truth)
 
 
-
 _INSPECTOR = None  # one per process (pool workers fork with none and make their own)
 
 
