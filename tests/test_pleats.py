@@ -124,3 +124,15 @@ def test_four_folds_on_a_gingham_are_counted():
     truth, result = inspect_bench_frame(9092, 1, 434385656, ("pleats",))
     assert truth.mask.pleats == 4
     assert result.measurements.pleats == 4 and result.verdict == "fail", result.measurements.pleats
+
+
+def test_an_end_fold_exactly_one_step_beyond_its_neighbour_is_counted():
+    """Fresh bench seed 9093, camera 0: a fine pink / black gingham with folds at 29, 49 and 69 mm.
+    The fold at 29 mm (depth 0.098) is barely deeper than the print's deepest line (0.093 at
+    81 mm), under the 1.1x an end fold needs; but it lies 0.2 mm from where the other two folds'
+    spacing puts it. Counted 2 before, and the good mask failed."""
+    from bench_frames import inspect_bench_frame
+
+    truth, result = inspect_bench_frame(9093, 0, 1022302223, ())
+    assert truth.mask.pleats == 3
+    assert result.measurements.pleats == 3 and result.verdict == "pass", result.reason_codes

@@ -31,7 +31,8 @@ row (median over the row: dots, flowers, stains and lint drop out), then:
    end folds must stand out (:data:`DISTINCT_RATIO`) from every valley the comb leaves
    unexplained, and its fainter inner folds must not drown among them
    (:data:`INNER_DISTINCT_RATIO`): a print line that happens to lie one step beyond the last fold,
-   or half-way between two, is one of the print's lines, not a fold.
+   or half-way between two, is one of the print's lines, not a fold. An end fold that lies
+   exactly one step beyond its neighbour (:data:`EXACT_END_MM`) need only be the deepest of them.
 
 Rows closer than :data:`EDGE_MARGIN_MM` to the top/bottom edge are left out (the top-stitch
 and hem lie there).
@@ -84,6 +85,10 @@ COMB_GAP_RATIO = 1.35
 #: a fainter fold between two others (its place fixed by both) this fraction of it.
 DISTINCT_RATIO = 1.1
 INNER_DISTINCT_RATIO = 0.6
+#: An end fold within EXACT_END_MM of where its two neighbours' spacing puts it need only be
+#: deeper than every unexplained valley (a print line lands that exactly by chance seldom).
+EXACT_END_MM = 0.6
+EXACT_END_RATIO = 1.0
 #: With one strong fold and no flanking pair, one fainter valley (>= FLANK_REL_DEPTH of it) that is
 #: PAIR_RATIO deeper than every other valley is the second fold.
 PAIR_RATIO = 1.5
@@ -191,9 +196,14 @@ def select_folds(pos: np.ndarray, depth: np.ndarray) -> list[int]:
     # a fold must stand out from the valleys the comb leaves unexplained (a print's own lines)
     rest = [float(depth[i]) for i in range(len(pos)) if i not in chosen]
     worst = max(rest, default=0.0)
-    ends = {chosen[0], chosen[-1]} if chosen else set()
-    return [i for i in chosen if depth[i] >= top
-            or depth[i] > (DISTINCT_RATIO if i in ends else INNER_DISTINCT_RATIO) * worst]
+    ratio = {i: INNER_DISTINCT_RATIO for i in chosen}
+    if chosen:
+        ratio[chosen[0]] = ratio[chosen[-1]] = DISTINCT_RATIO
+    if len(chosen) >= 3:  # an end fold exactly where its neighbours' spacing puts it
+        for end, a, b in ((chosen[0], chosen[1], chosen[2]), (chosen[-1], chosen[-2], chosen[-3])):
+            if abs(pos[end] - (2 * pos[a] - pos[b])) <= EXACT_END_MM:
+                ratio[end] = EXACT_END_RATIO
+    return [i for i in chosen if depth[i] >= top or depth[i] > ratio[i] * worst]
 
 
 def _select(pos: np.ndarray, depth: np.ndarray) -> list[int]:
