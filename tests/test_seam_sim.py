@@ -203,3 +203,25 @@ def test_skipped_stitch_under_a_printed_flower_is_found():
 
     _truth, result = inspect_bench_frame(9091, 1, 1112405941, ("skipped_stitch",))
     assert result.verdict == "fail" and "skipped_stitch" in result.reason_codes, result.reason_codes
+
+
+def test_a_print_colour_that_hides_the_thread_leaves_no_gap():
+    """Project bench seed 5252 (camera 0), frame 427066131: a grey thread on diagonal yellow / slate
+    stripes. Over the slate stripes the thread does not show, anywhere along the side; three 12 mm
+    "gaps" (one per stripe) failed the good mask for skipped stitches and an open seam."""
+    from bench_frames import inspect_bench_frame
+
+    _truth, result = inspect_bench_frame(5252, 0, 427066131, ())
+    assert not {"skipped_stitch", "open_seam"} & set(result.reason_codes), result.reasons
+    assert result.measurements.stitch_length_mm is not None
+
+
+def test_a_track_on_a_neighbouring_flank_moves_onto_the_line():
+    """Project bench seed 5151 (camera 1), frame 969907330: the best track started from a line
+    candidate 1.2 mm beside the thread and followed only the thread's flank, at its search
+    window's edge; where something else in the window was stronger it left the thread and a
+    9 mm "skipped stitch" failed the good mask."""
+    from bench_frames import inspect_bench_frame
+
+    _truth, result = inspect_bench_frame(5151, 1, 969907330, ())
+    assert result.verdict == "pass", result.reasons

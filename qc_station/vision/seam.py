@@ -44,6 +44,13 @@ FAINT_THREAD_SHARE = 0.45  # the thread's colour share at the track that is thre
 FAINT_LINE_SYMMETRY = 0.5  # ...where the fabric above and below it differ less than this x the line
 OCCLUDED_SHARE = 0.35  # track this close to the thread colour = thread hidden by a print
 VISIBLE_SHARE = 0.5  # fabric beside the track this unlike the thread = a thread there would show
+#: Where the fabric beside the track has a colour (within SAME_FABRIC_SHARE of the thread's
+#: contrast) that shows the thread along less than HIDING_SHOWN of the rest of the side (at least
+#: HIDING_MIN_MM of it outside the gap), that colour hides the thread: a diagonal stripe of about
+#: the thread's colour left three 12 mm "gaps" on a good mask, one per stripe.
+SAME_FABRIC_SHARE = 0.35
+HIDING_SHOWN = 0.3
+HIDING_MIN_MM = 6.0
 SEPARATED_FRACTION = 0.25  # share of a gap with edge cues that makes it an open seam
 EDGE_REF_MM = 30.0  # the edge band's usual look: running median over this length
 EDGE_DEV_FACTOR = 3.0  # edge band this many times more unlike its usual look than typical...
@@ -277,6 +284,36 @@ def _hidden(s: _Side, step: float, present: np.ndarray) -> tuple[np.ndarray, np.
     return near(on, thread, OCCLUDED_SHARE), ~near(beside, thread, VISIBLE_SHARE)
 
 
+def _hiding_colour(s: _Side, step: float, present: np.ndarray, gap: tuple[int, int]) -> np.ndarray:
+    """Columns of ``gap`` whose fabric colour hides the thread elsewhere on the side.
+
+    The fabric beside the track (1.2 mm either side) is compared column by column with the rest
+    of the side outside the gap: where that colour recurs (:data:`HIDING_MIN_MM` at least) and
+    the thread shows along less than :data:`HIDING_SHOWN` of it, a thread over it would not show
+    here either. A real skipped stitch lies on fabric that shows the thread elsewhere.
+    """
+    g0, g1 = gap
+    img = s.strip.image
+    n_v, n_u = img.shape[:2]
+    cols = np.arange(n_u)
+    r = np.clip(np.round(s.track.v_px).astype(int), 0, n_v - 1)
+    off = round(1.2 / step)
+    beside = 0.5 * (img[np.clip(r - off, 0, n_v - 1), cols] + img[np.clip(r + off, 0, n_v - 1), cols])
+    beside = cv2.blur(np.ascontiguousarray(beside, np.float32).reshape(1, n_u, 3), (5, 1)).reshape(n_u, 3)
+    use = present & s.valid
+    if use.sum() < 20:
+        return np.zeros(g1 - g0, bool)
+    thread = np.median(img[r, cols][use], axis=0)
+    contrast = max(float(np.linalg.norm(thread - np.median(beside[use], axis=0))), 1e-3)
+    rest = s.valid.copy()
+    rest[g0:g1] = False
+    dist = np.linalg.norm(beside[g0:g1, None, :] - beside[None, rest, :], axis=2)  # (gap, rest)
+    same = dist < SAME_FABRIC_SHARE * contrast
+    n_same = same.sum(axis=1)
+    shown = (same & present[rest][None, :]).sum(axis=1) / np.maximum(n_same, 1)
+    return (n_same * step >= HIDING_MIN_MM) & (shown < HIDING_SHOWN)
+
+
 def _image_edge_mm(st: SideStrip, step: float) -> np.ndarray:
     """Where the image itself shows the edge, inward from the fitted edge (mm), per column.
 
@@ -401,7 +438,8 @@ def analyze_seam(crop: MaskCrop, spec: MaskSpec) -> SeamResult:
         disturbed = _edge_disturbed(s, step) if gaps else None
         for g0, g1 in gaps:
             gap_mm = (g1 - g0) * step
-            seen_mm = float(seen[g0:g1].sum()) * step  # the part of the gap where it can be seen
+            seen_gap = seen[g0:g1] & ~_hiding_colour(s, step, present, (g0, g1))
+            seen_mm = float(seen_gap.sum()) * step  # the part of the gap where it can be seen
             if seen_mm <= skip_limit_mm:
                 continue  # mostly over a print: the thread may be there, hidden
             separated = float(disturbed[g0:g1].mean()) >= SEPARATED_FRACTION

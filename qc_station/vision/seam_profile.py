@@ -44,8 +44,14 @@ def _subpixel_peak(y: np.ndarray, i: int) -> float:
     return float(i)
 
 
-def track_line(resp: np.ndarray, row: int, *, window_px: int, chunk_px: int) -> np.ndarray:
-    """Follow the line near ``row`` along the strip; returns the sub-pixel row per column."""
+def track_line(resp: np.ndarray, row: int, *, window_px: int, chunk_px: int,
+               recentre: bool = True) -> np.ndarray:
+    """Follow the line near ``row`` along the strip; returns the sub-pixel row per column.
+
+    When the track keeps to the edge of the search window, the window only reached the flank of a
+    line beside ``row``: the line is then followed from there (a track on a flank loses the thin
+    line wherever something else in the window is stronger).
+    """
     n_v, n_u = resp.shape
     lo, hi = max(0, row - window_px), min(n_v, row + window_px + 1)
     starts = np.arange(0, n_u, chunk_px)
@@ -67,6 +73,9 @@ def track_line(resp: np.ndarray, row: int, *, window_px: int, chunk_px: int) -> 
     if len(rows_a) >= 5:  # a chunk dominated by a print or a gap must not pull the track away
         med = running_median(rows_a, 5)
         rows_a = np.where(np.abs(rows_a - med) > 2.0, med, rows_a)
+    centre = float(np.median(rows_a))
+    if recentre and (centre <= lo + 1 or centre >= hi - 2) and round(centre) != row:
+        return track_line(resp, round(centre), window_px=window_px, chunk_px=chunk_px, recentre=False)
     return np.interp(np.arange(n_u), centres, rows_a)
 
 
