@@ -158,7 +158,9 @@ def test_rendered_prints_that_mimic_holes_are_not_holes():
         assert truths == () and find_holes(crop).findings == (), seed
     # pale dots on a pale tray: 64 found at the limit, none at 1.5x it (they merge with the fabric
     # there), so the twins must be counted at the limit too (bench seed 5151, camera 0)
-    for seed in (511_818_045, 1_356_063_202):
+    # ...and the 15 crossings of pale diagonal lines with the thread or the edge (bench seed 9094):
+    # each a twin, though all but one are also specks of a line
+    for seed in (511_818_045, 1_356_063_202, 240_846_842):
         crop, truths = pipeline_crop(seed)
         r = find_holes(crop)
         assert truths == () and r.findings == () and "hole-like dots" in (r.skipped or ""), (seed, r)

@@ -111,21 +111,19 @@ def find_holes(crop: MaskCrop, *, min_diameter_mm: float = 0.0) -> HoleCheck:
     floor_mm = max(MIN_DIAMETER_MM, min_diameter_mm)
     found = _patches(crop, tray_like, dist, limit, (int(r0), int(c0)), floor_mm)
     if found:
-        # a hole stays compact when the limit is relaxed; a speck of a line (a fold's shadow
-        # that only here reached the tray's colour) grows into the line
+        # a hole is an accident; a print's dots (flower centres, polka dots, leaves, the crossings
+        # of pale lines) that match the tray, or nearly, have twins all over the mask. They are
+        # counted at the limit itself and at TWIN_FACTOR x it: at the wider limit nearly-matching
+        # dots join in, but dots that already match may merge with fabric that is tray-like there.
         wide = _tray_like(dist, TWIN_FACTOR * limit)
-        found = [f for f in found if _stays_compact(crop, f, wide, (int(r0), int(c0)))]
-    if found:
-        # a hole is an accident; a print's dots (flower centres, polka dots, leaves) that match the
-        # tray, or nearly, have twins all over the mask. They are counted at the limit itself and
-        # at TWIN_FACTOR x it: at the wider limit nearly-matching dots join in, but dots that
-        # already match may merge with fabric that is tray-like there and no longer count.
         alike = len(found)
         if alike <= MAX_HOLES:
-            alike = len(_patches(crop, _tray_like(dist, TWIN_FACTOR * limit), dist, TWIN_FACTOR * limit,
-                                 (int(r0), int(c0)), floor_mm))
+            alike = len(_patches(crop, wide, dist, TWIN_FACTOR * limit, (int(r0), int(c0)), floor_mm))
         if alike > MAX_HOLES:
             return HoleCheck((), skipped=f"{alike} hole-like dots: the print (nearly) matches the tray")
+        # a hole stays compact when the limit is relaxed; a speck of a line (a fold's shadow
+        # that only here reached the tray's colour) grows into the line
+        found = [f for f in found if _stays_compact(crop, f, wide, (int(r0), int(c0)))]
     return HoleCheck(tuple(found))
 
 
