@@ -254,6 +254,23 @@ def _faint_thread(s: _Side, fill_px: int, step: float) -> np.ndarray:
     return (share >= FAINT_THREAD_SHARE) & (step_across < FAINT_LINE_SYMMETRY * line)
 
 
+def _track_colours(s: _Side, step: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per column: the colour on the track, and the fabric's 1.2 mm either side of it (their mean)."""
+    img = s.strip.image
+    n_v, n_u = img.shape[:2]
+    cols = np.arange(n_u)
+    r = np.clip(np.round(s.track.v_px).astype(int), 0, n_v - 1)
+    off = round(1.2 / step)
+    beside = 0.5 * (img[np.clip(r - off, 0, n_v - 1), cols] + img[np.clip(r + off, 0, n_v - 1), cols])
+    return img[r, cols], beside
+
+
+def _smooth_along(x: np.ndarray) -> np.ndarray:
+    """Colours per column averaged over 5 columns (1 mm): past single needle holes and noise."""
+    n = len(x)
+    return cv2.blur(np.ascontiguousarray(x, np.float32).reshape(1, n, 3), (5, 1)).reshape(n, 3)
+
+
 def _hidden(s: _Side, step: float, present: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per column: (track shows the thread's colour, a thread there would be visible).
 
@@ -262,13 +279,8 @@ def _hidden(s: _Side, step: float, present: np.ndarray) -> tuple[np.ndarray, np.
     Only the part of a gap where the fabric beside the track clearly differs from the thread (and
     the track does not show the thread's colour) is evidence that stitches are missing.
     """
-    img = s.strip.image
-    n_v, n_u = img.shape[:2]
-    cols = np.arange(n_u)
-    r = np.clip(np.round(s.track.v_px).astype(int), 0, n_v - 1)
-    off = round(1.2 / step)
-    on = img[r, cols]
-    beside = 0.5 * (img[np.clip(r - off, 0, n_v - 1), cols] + img[np.clip(r + off, 0, n_v - 1), cols])
+    n_u = len(present)
+    on, beside = _track_colours(s, step)
     use = present & s.valid
     if use.sum() < 20:
         return np.zeros(n_u, bool), np.ones(n_u, bool)
@@ -277,8 +289,7 @@ def _hidden(s: _Side, step: float, present: np.ndarray) -> tuple[np.ndarray, np.
     contrast = max(float(np.linalg.norm(thread - fabric)), 1e-3)
 
     def near(x: np.ndarray, ref: np.ndarray, share: float) -> np.ndarray:
-        xs = cv2.blur(np.ascontiguousarray(x, np.float32).reshape(1, n_u, 3), (5, 1)).reshape(n_u, 3)
-        return np.linalg.norm(xs - ref[None, :], axis=1) < share * contrast
+        return np.linalg.norm(_smooth_along(x) - ref[None, :], axis=1) < share * contrast
 
     # a missing thread is visible where the fabric beside the track differs from the thread
     return near(on, thread, OCCLUDED_SHARE), ~near(beside, thread, VISIBLE_SHARE)
@@ -293,18 +304,12 @@ def _hiding_colour(s: _Side, step: float, present: np.ndarray, gap: tuple[int, i
     here either. A real skipped stitch lies on fabric that shows the thread elsewhere.
     """
     g0, g1 = gap
-    img = s.strip.image
-    n_v, n_u = img.shape[:2]
-    cols = np.arange(n_u)
-    r = np.clip(np.round(s.track.v_px).astype(int), 0, n_v - 1)
-    off = round(1.2 / step)
-    beside = 0.5 * (img[np.clip(r - off, 0, n_v - 1), cols] + img[np.clip(r + off, 0, n_v - 1), cols])
-    beside = cv2.blur(np.ascontiguousarray(beside, np.float32).reshape(1, n_u, 3), (5, 1)).reshape(n_u, 3)
+    on, beside = _track_colours(s, step)
+    beside = _smooth_along(beside)
     use = present & s.valid
     if use.sum() < 20:
         return np.zeros(g1 - g0, bool)
-    thread = np.median(img[r, cols][use], axis=0)
-    contrast = max(float(np.linalg.norm(thread - np.median(beside[use], axis=0))), 1e-3)
+    contrast = max(float(np.linalg.norm(np.median(on[use], axis=0) - np.median(beside[use], axis=0))), 1e-3)
     rest = s.valid.copy()
     rest[g0:g1] = False
     dist = np.linalg.norm(beside[g0:g1, None, :] - beside[None, rest, :], axis=2)  # (gap, rest)
