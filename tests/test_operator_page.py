@@ -148,6 +148,9 @@ def test_camera_fault_shown_on_screen(tmp_path: Path, browser, artifacts_dir: Pa
         page.wait_for_selector("#live.live-on", timeout=20_000)
         station.start()  # the fault arrives live as a health event
         page.wait_for_selector("#fault:not([hidden])", timeout=20_000)
+        # other faults (no model, no calibration) may show first: wait for the camera's own line
+        page.wait_for_function("document.getElementById('fault').innerText.includes('camera unplugged')",
+                               timeout=20_000)
         assert "camera: camera unplugged" in page.inner_text("#fault")
         assert page.inner_text("#health") == "FAULT"
         page.screenshot(path=str(artifacts_dir / "operator_screen_camera_fault.png"))
