@@ -131,7 +131,6 @@ def test_one_byte_change_is_detected_by_the_api(site) -> None:
     assert not v["valid"] and "JSON" in v["reasons"][0]
 
 
-
 def _decode_qr(img) -> str:
     """The QR code's text, or ''. The crop can end close to the code, so it is also tried with a
     white quiet zone around it, and with OpenCV's second detector. The code's content changes

@@ -87,15 +87,13 @@ def test_every_other_hole_faded_is_not_read_as_a_double_stitch():
 
 
 def test_track_at_its_window_edge_follows_the_line_there():
-    from qc_station.vision.seam_profile import track_line
-
     rng = np.random.default_rng(3)
     resp = rng.uniform(0, 2, (60, 400)).astype(np.float32)
     resp[32] += 30.0  # the thread's line response, one row thin
     resp[31] += 8.0  # ...and its flank
     resp[29, 200:240] += 20.0  # something stronger in one chunk, nearer the candidate row
-    v = track_line(resp, 26, window_px=5, chunk_px=40)
+    v = sp.track_line(resp, 26, window_px=5, chunk_px=40)
     assert np.abs(v - 32).max() <= 0.6, np.round(v[::40], 1)
     # without following the line, the track keeps to the window edge and leaves it in that chunk
-    v0 = track_line(resp, 26, window_px=5, chunk_px=40, recentre=False)
+    v0 = sp.track_line(resp, 26, window_px=5, chunk_px=40, recentre=False)
     assert np.abs(v0 - 32).max() > 1.5

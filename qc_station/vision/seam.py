@@ -271,17 +271,16 @@ def _smooth_along(x: np.ndarray) -> np.ndarray:
     return cv2.blur(np.ascontiguousarray(x, np.float32).reshape(1, n, 3), (5, 1)).reshape(n, 3)
 
 
-def _hidden(s: _Side, step: float, present: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _hidden(on: np.ndarray, beside: np.ndarray, use: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per column: (track shows the thread's colour, a thread there would be visible).
 
+    ``on`` / ``beside``: :func:`_track_colours`; ``use``: columns where the thread shows.
     Over a print of about the thread's colour the thread vanishes for the line filter: the colour
     at the track is then the thread's, and the fabric beside it is close to the thread's colour.
     Only the part of a gap where the fabric beside the track clearly differs from the thread (and
     the track does not show the thread's colour) is evidence that stitches are missing.
     """
-    n_u = len(present)
-    on, beside = _track_colours(s, step)
-    use = present & s.valid
+    n_u = len(use)
     if use.sum() < 20:
         return np.zeros(n_u, bool), np.ones(n_u, bool)
     thread = np.median(on[use], axis=0)
@@ -295,28 +294,31 @@ def _hidden(s: _Side, step: float, present: np.ndarray) -> tuple[np.ndarray, np.
     return near(on, thread, OCCLUDED_SHARE), ~near(beside, thread, VISIBLE_SHARE)
 
 
-def _hiding_colour(s: _Side, step: float, present: np.ndarray, gap: tuple[int, int]) -> np.ndarray:
-    """Columns of ``gap`` whose fabric colour hides the thread elsewhere on the side.
+def _hiding_colour(on: np.ndarray, beside: np.ndarray, present: np.ndarray, valid: np.ndarray,
+                   gaps: list[tuple[int, int]], step: float) -> np.ndarray:
+    """Columns of the ``gaps`` whose fabric colour hides the thread elsewhere on the side.
 
-    The fabric beside the track (1.2 mm either side) is compared column by column with the rest
-    of the side outside the gap: where that colour recurs (:data:`HIDING_MIN_MM` at least) and
-    the thread shows along less than :data:`HIDING_SHOWN` of it, a thread over it would not show
-    here either. A real skipped stitch lies on fabric that shows the thread elsewhere.
+    The fabric beside the track (1.2 mm either side, :func:`_track_colours`) of each gap is
+    compared column by column with the rest of the side outside that gap: where that colour recurs
+    (:data:`HIDING_MIN_MM` at least) and the thread shows along less than :data:`HIDING_SHOWN` of
+    it, a thread over it would not show here either. A real skipped stitch lies on fabric that
+    shows the thread elsewhere.
     """
-    g0, g1 = gap
-    on, beside = _track_colours(s, step)
+    hides = np.zeros(len(present), bool)
     beside = _smooth_along(beside)
-    use = present & s.valid
+    use = present & valid
     if use.sum() < 20:
-        return np.zeros(g1 - g0, bool)
+        return hides
     contrast = max(float(np.linalg.norm(np.median(on[use], axis=0) - np.median(beside[use], axis=0))), 1e-3)
-    rest = s.valid.copy()
-    rest[g0:g1] = False
-    dist = np.linalg.norm(beside[g0:g1, None, :] - beside[None, rest, :], axis=2)  # (gap, rest)
-    same = dist < SAME_FABRIC_SHARE * contrast
-    n_same = same.sum(axis=1)
-    shown = (same & present[rest][None, :]).sum(axis=1) / np.maximum(n_same, 1)
-    return (n_same * step >= HIDING_MIN_MM) & (shown < HIDING_SHOWN)
+    for g0, g1 in gaps:
+        rest = valid.copy()
+        rest[g0:g1] = False
+        dist = np.linalg.norm(beside[g0:g1, None, :] - beside[None, rest, :], axis=2)  # (gap, rest)
+        same = dist < SAME_FABRIC_SHARE * contrast
+        n_same = same.sum(axis=1)
+        shown = (same & present[rest][None, :]).sum(axis=1) / np.maximum(n_same, 1)
+        hides[g0:g1] = (n_same * step >= HIDING_MIN_MM) & (shown < HIDING_SHOWN)
+    return hides
 
 
 def _image_edge_mm(st: SideStrip, step: float) -> np.ndarray:
@@ -433,18 +435,20 @@ def analyze_seam(crop: MaskCrop, spec: MaskSpec) -> SeamResult:
         fill = round(0.6 * nominal_mm / step)
         present = sp.fill_short_runs(sp.thread_present(s.track, s.valid) | _faint_thread(s, fill, step), fill)
         seen = np.ones_like(present)  # where a missing thread would be visible
-        if _gaps(present, c_lo, c_hi, skip_limit_mm / step):  # only then pay for the finer checks
-            occluded, visible = _hidden(s, step, present)
+        hides = np.zeros_like(present)  # ...and where a print colour hides it
+        gaps = _gaps(present, c_lo, c_hi, skip_limit_mm / step)
+        if gaps:  # only then pay for the finer checks
+            on, beside = _track_colours(s, step)
+            occluded, visible = _hidden(on, beside, present & s.valid)
             seen = visible & ~occluded
+            hides = _hiding_colour(on, beside, present, s.valid, gaps, step)
         present_len += int((present | ~seen)[s.valid].sum())
         outline = {"top": 0.0, "bottom": crop.height_mm, "left": 0.0, "right": crop.width_mm}[name]
         distances.append(np.abs(_seam_position_mm(s) - outline)[present & s.valid])
-        gaps = _gaps(present, c_lo, c_hi, skip_limit_mm / step)
         disturbed = _edge_disturbed(s, step) if gaps else None
         for g0, g1 in gaps:
             gap_mm = (g1 - g0) * step
-            seen_gap = seen[g0:g1] & ~_hiding_colour(s, step, present, (g0, g1))
-            seen_mm = float(seen_gap.sum()) * step  # the part of the gap where it can be seen
+            seen_mm = float((seen[g0:g1] & ~hides[g0:g1]).sum()) * step  # where it could be seen
             if seen_mm <= skip_limit_mm:
                 continue  # mostly over a print: the thread may be there, hidden
             separated = float(disturbed[g0:g1].mean()) >= SEPARATED_FRACTION
