@@ -90,3 +90,28 @@ def test_auroc():
     assert auroc([0, 1, 2], [3, 4]) == 1.0
     assert auroc([3, 4], [0, 1]) == 0.0
     assert auroc([1, 1], [1, 1]) == 0.5
+
+
+def test_training_bank_takes_pipeline_crops_with_aligned_labels():
+    """Masks seen through the pipeline (camera frame -> rectified crop) join the bank, and their
+    labels sit on the defect: a hole's labelled centre shows the tray, unlike the fabric."""
+    from qc_station.training.config import TrainConfig
+    from qc_station.training.data import cut_patches, pipeline_rendered
+    from qc_station.training.train import build_bank
+
+    seed = 7_000_123
+    r = pipeline_rendered(seed, ("hole",))
+    assert r is not None and [d.code for d in r.truth.defects] == ["hole"]
+    ims, labs = cut_patches(r, np.random.default_rng(0), 128, 0, 3)
+    hole = CLASSES.index("hole")
+    assert len(ims) == 3 and all(lab[hole].any() for lab in labs)
+    x, y, w, h = r.truth.defects[0].box_mm
+    col, row = (int(v) for v in r.crop.to_px(x + w / 2, y + h / 2))
+    centre = r.crop.image[row - 2 : row + 3, col - 2 : col + 3].reshape(-1, 3).mean(0)
+    fabric = np.median(r.crop.image[r.crop.body], axis=0)
+    assert np.abs(centre - fabric).max() > 25
+
+    planes = build_bank(TrainConfig(n_masks=2, render_procs=1))[0]
+    both = build_bank(TrainConfig(n_masks=2, pipeline_masks=2, render_procs=1))[0]
+    assert len(both) > len(planes)
+    np.testing.assert_array_equal(both[: len(planes)], planes)  # the plane masks are unchanged

@@ -46,6 +46,12 @@ def register(subparsers) -> None:
                    help=f"torch threads (default {d.threads}; more only on an otherwise idle machine)")
     t.add_argument("--workers", type=int, default=d.workers,
                    help=f"augmentation processes next to the training one (default {d.workers})")
+    t.add_argument("--pipeline-masks", type=int, default=None,
+                   help="extra training masks rendered as camera frames through the inspection pipeline's "
+                        f"crop (default {d.pipeline_masks})")
+    t.add_argument("--mine-pipeline", type=int, default=None,
+                   help="clean camera frames through the pipeline for hard-negative mining "
+                        f"(default {d.mine_pipeline_masks})")
     t.add_argument("--exclude", nargs="*", default=(), help="defect codes left out (anomaly experiment)")
     t.add_argument("--init", default=None, help="start from these weights (defects_net.pt): fine-tuning")
     t.add_argument("--lr", type=float, default=None, help=f"peak learning rate (default {d.lr:g})")
@@ -113,6 +119,10 @@ def _train(args) -> int:
         cfg.n_masks = args.masks
     if args.epochs:
         cfg.epochs = args.epochs
+    if args.pipeline_masks is not None:
+        cfg.pipeline_masks = args.pipeline_masks
+    if args.mine_pipeline is not None:
+        cfg.mine_pipeline_masks = args.mine_pipeline
     if args.init:
         cfg.init_weights = args.init
     if args.lr:

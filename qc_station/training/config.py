@@ -13,6 +13,10 @@ class TrainConfig:
     patch_px: int = 128
     patches_random: int = 16  # random patches per mask
     patches_per_defect: int = 6
+    # Masks seen as the station sees them, besides the mask-plane renders: a camera frame
+    # (``sim.render_case``) through the inspection pipeline's own crop (camera blur, rectification
+    # resampling, the measured mask frame, the tray margin). Same mix of defects.
+    pipeline_masks: int = 0
     epochs: int = 40  # one stage: 26.4 min wall on the idle 2-core box, rendering + packaging included
     patches_per_epoch: int = 8192  # a random subset of the bank each epoch (fresh augmentation)
     batch: int = 48
@@ -31,6 +35,7 @@ class TrainConfig:
     mine_masks: int = 96
     mine_at: tuple[float, ...] = (0.3, 0.55, 0.8)
     mine_per_mask: int = 6
+    mine_pipeline_masks: int = 0  # clean camera frames through the pipeline, mined as well
     init_weights: str | None = None  # continue from saved weights (fine-tuning stage)
     exclude: tuple[str, ...] = ()  # defect kinds left out (anomaly experiment)
     log: list[str] = field(default_factory=list)

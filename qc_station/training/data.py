@@ -124,6 +124,28 @@ def pipeline_crop(seed: int, defects: tuple[str, ...] = ()) -> tuple[MaskCrop, t
     return catcher.crop, tuple((d.code, d.box_mm) for d in truth.mask.defects)
 
 
+@dataclass(frozen=True)
+class TruthBox:
+    """One defect's truth box in mask-frame mm (what :func:`pixel_labels` needs of a truth)."""
+
+    code: str
+    box_mm: tuple[float, float, float, float]
+
+
+@dataclass(frozen=True)
+class TruthBoxes:
+    defects: tuple[TruthBox, ...]
+
+
+def pipeline_rendered(seed: int, defects: tuple[str, ...] = ()) -> Rendered | None:
+    """:func:`pipeline_crop` as a :class:`Rendered` (patches and labels are cut the same way)."""
+    got = pipeline_crop(seed, defects)
+    if got is None:
+        return None
+    crop, truths = got
+    return Rendered(crop, TruthBoxes(tuple(TruthBox(code, tuple(box)) for code, box in truths)))
+
+
 def body_from_truth(shape: tuple[int, int], width_mm: float, height_mm: float) -> np.ndarray:
     """The finished outline as a bool mask (the mask frame's rectangle, margins excluded)."""
     body = np.zeros(shape, bool)

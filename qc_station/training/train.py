@@ -13,11 +13,22 @@ import torch
 from torch import nn
 
 from qc_station.training.config import TrainConfig
-from qc_station.training.data import augment, cell_targets, cut_patches, photometric, render
+from qc_station.training.data import (
+    augment,
+    cell_targets,
+    cut_patches,
+    photometric,
+    pipeline_rendered,
+    render,
+)
 from qc_station.training.net import CELL_PX, CLASSES, DefectNet, build_net
 
 #: Seeds of training renders start here; the benchmark uses BENCH_SEED_BASE and up (disjoint).
 TRAIN_SEED_BASE = 1_000_000
+#: Offsets inside one training seed's block of 100,000 (mask planes start at 0).
+PIPELINE_OFFSET = 50_000
+MINE_OFFSET = 90_000
+MINE_PIPELINE_OFFSET = 95_000
 VAL_SEED_BASE = 5_000_000
 
 
@@ -32,9 +43,12 @@ def defect_mix(rng: np.random.Generator, cfg: TrainConfig) -> tuple[str, ...]:
 
 def _render_patches(job: tuple) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """One training mask -> its patches (a process-pool task: deterministic from the job alone)."""
-    seed, mix, patch_px, n_random, n_per_defect, exclude = job
+    seed, mix, patch_px, n_random, n_per_defect, exclude, through_pipeline = job
     rng = np.random.default_rng(seed)
-    a, b = cut_patches(render(seed, mix), rng, patch_px, n_random, n_per_defect)
+    r = pipeline_rendered(seed, mix) if through_pipeline else render(seed, mix)
+    if r is None:  # the pipeline made no crop of this frame (gated): nothing to learn from
+        return [], []
+    a, b = cut_patches(r, rng, patch_px, n_random, n_per_defect)
     if exclude:  # a left-out kind must not appear as a positive
         drop = np.array([c in exclude for c in CLASSES])[:, None, None]
         b = [np.where(drop, 0, x).astype(np.uint8) for x in b]
@@ -44,8 +58,11 @@ def _render_patches(job: tuple) -> tuple[list[np.ndarray], list[np.ndarray]]:
 def build_bank(cfg: TrainConfig, echo=print) -> tuple[np.ndarray, np.ndarray]:
     """Render the training masks and cut the patch bank (N x S x S x 3, N x C x S x S)."""
     rng = np.random.default_rng(cfg.seed)
-    jobs = [(TRAIN_SEED_BASE + cfg.seed * 100_000 + i, defect_mix(rng, cfg), cfg.patch_px,
-             cfg.patches_random, cfg.patches_per_defect, tuple(cfg.exclude)) for i in range(cfg.n_masks)]
+    base = TRAIN_SEED_BASE + cfg.seed * 100_000
+    kinds = [(base + i, False) for i in range(cfg.n_masks)]
+    kinds += [(base + PIPELINE_OFFSET + i, True) for i in range(cfg.pipeline_masks)]
+    jobs = [(s, defect_mix(rng, cfg), cfg.patch_px, cfg.patches_random, cfg.patches_per_defect,
+             tuple(cfg.exclude), through) for s, through in kinds]
     ims, labs = [], []
     t0 = time.perf_counter()
     with render_pool(cfg.render_procs) as pool:
@@ -53,7 +70,7 @@ def build_bank(cfg: TrainConfig, echo=print) -> tuple[np.ndarray, np.ndarray]:
             ims += a
             labs += b
             if (i + 1) % 100 == 0:
-                echo(f"  rendered {i + 1}/{cfg.n_masks} masks ({time.perf_counter() - t0:.0f} s)")
+                echo(f"  rendered {i + 1}/{len(jobs)} masks ({time.perf_counter() - t0:.0f} s)")
     return np.stack(ims), np.stack(labs)
 
 
@@ -82,7 +99,7 @@ def _bank_key(cfg: TrainConfig) -> str:
 
     d = config_dict(cfg)
     fields = ("seed", "n_masks", "clean_fraction", "patch_px", "patches_random", "patches_per_defect",
-              "exclude")
+              "exclude", "pipeline_masks")
     raw = json.dumps(["bank-v2", sim_backend()[2], renderer_fingerprint(), *(d[k] for k in fields)])
     return hashlib.sha256(raw.encode()).hexdigest()[:16]
 
@@ -153,9 +170,23 @@ def good_crops(n: int, seed: int, jitter: bool, procs: int = 1) -> list:
         return list(pool.imap(_good_crop, [(seed + i, jitter) for i in range(n)], chunksize=4))
 
 
+def _pipeline_good_crop(seed: int):
+    r = pipeline_rendered(seed)
+    return None if r is None else r.crop
+
+
 def mining_crops(cfg: TrainConfig) -> list:
-    """Whole clean masks for hard-negative mining (their own seed range, never benchmarked)."""
-    return good_crops(cfg.mine_masks, TRAIN_SEED_BASE + cfg.seed * 100_000 + 90_000, False, cfg.render_procs)
+    """Whole clean masks for hard-negative mining (their own seed range, never benchmarked).
+
+    Mask planes, plus ``cfg.mine_pipeline_masks`` camera frames through the pipeline's crop.
+    """
+    base = TRAIN_SEED_BASE + cfg.seed * 100_000
+    crops = good_crops(cfg.mine_masks, base + MINE_OFFSET, False, cfg.render_procs)
+    if cfg.mine_pipeline_masks:
+        seeds = range(base + MINE_PIPELINE_OFFSET, base + MINE_PIPELINE_OFFSET + cfg.mine_pipeline_masks)
+        with render_pool(cfg.render_procs) as pool:
+            crops += [c for c in pool.imap(_pipeline_good_crop, seeds, chunksize=4) if c is not None]
+    return crops
 
 
 def mine_hard_negatives(net: DefectNet, crops: list, cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
