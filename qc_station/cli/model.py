@@ -52,6 +52,8 @@ def register(subparsers) -> None:
     t.add_argument("--mine-pipeline", type=int, default=None,
                    help="clean camera frames through the pipeline for hard-negative mining "
                         f"(default {d.mine_pipeline_masks})")
+    t.add_argument("--threshold-pipeline", type=int, default=0, metavar="N",
+                   help="also pick the thresholds on N clean camera frames through the pipeline (default 0)")
     t.add_argument("--exclude", nargs="*", default=(), help="defect codes left out (anomaly experiment)")
     t.add_argument("--init", default=None, help="start from these weights (defects_net.pt): fine-tuning")
     t.add_argument("--lr", type=float, default=None, help=f"peak learning rate (default {d.lr:g})")
@@ -72,6 +74,8 @@ def register(subparsers) -> None:
     k.add_argument("--out", type=Path, required=True,
                    help="directory for defects.onnx, defects_fp32.onnx and build_log.json")
     k.add_argument("--version", required=True, help="model version written into the metadata")
+    k.add_argument("--threshold-pipeline", type=int, default=0, metavar="N",
+                   help="also pick the thresholds on N clean camera frames through the pipeline (default 0)")
     k.set_defaults(func=_package)
 
     e = sub.add_parser("export", help="weights (.pt) -> fp32 ONNX + parity check")
@@ -132,7 +136,7 @@ def _train(args) -> int:
     if args.center_margin is not None:
         cfg.center_margin_cells = args.center_margin
     log = build(args.out, cfg, args.version, echo=functools.partial(print, flush=True),
-                cache_dir=args.cache)
+                cache_dir=args.cache, n_thr_pipeline=args.threshold_pipeline)
     print(f"trained in {log['train_s']:.0f} s; wrote {args.out / 'defects.onnx'} (int8) and "
           f"{args.out / 'defects_fp32.onnx'}")
     return 0
@@ -145,7 +149,7 @@ def _package(args) -> int:
     from qc_station.training.config import TrainConfig
 
     build(args.out, TrainConfig(), args.version, echo=functools.partial(print, flush=True),
-          weights=args.weights)
+          weights=args.weights, n_thr_pipeline=args.threshold_pipeline)
     print(f"wrote {args.out / 'defects.onnx'} (int8) and {args.out / 'defects_fp32.onnx'}")
     return 0
 

@@ -18,7 +18,15 @@ import torch
 from qc_station.training import export as ex
 from qc_station.training.data import render
 from qc_station.training.net import CELL_PX, CLASSES, build_net
-from qc_station.training.train import VAL_SEED_BASE, TrainConfig, config_dict, good_crops, render_pool, train
+from qc_station.training.train import (
+    VAL_SEED_BASE,
+    TrainConfig,
+    config_dict,
+    good_crops,
+    pipeline_good_crops,
+    render_pool,
+    train,
+)
 from qc_station.vision.defects import (
     ANOMALY_EXCLUDE_CELLS,
     FUSION_INSET_MM,
@@ -45,6 +53,11 @@ def fit_anomaly(crops, inset_mm: float) -> np.ndarray:
 #: Good validation masks the thresholds are picked on (the largest peak among them sets each
 #: code's threshold, so more masks reach further into the tail of what good masks do).
 N_THRESHOLD_GOOD = 300
+#: ... plus this many clean camera frames through the inspection pipeline's crop, what the station
+#: really feeds the model (camera blur, rectification resampling, the tray margin). Off by default:
+#: the shipped package was built without them, and with them neither v0.4.0's network nor one
+#: trained on pipeline crops did better end to end (models/MODEL_CARD.md).
+N_THRESHOLD_PIPELINE = 0
 #: Per-code thresholds sit this far (in logits) above the highest peak on the good masks.
 THRESHOLD_MARGIN_LOGIT = 0.25
 #: Fusion weights tried per code (evidence = logit + weight x self-similarity distance).
@@ -155,8 +168,8 @@ def calib_tiles(n_masks: int, seed: int, size: int = 128) -> np.ndarray:
 
 
 def build(out_dir: Path, cfg: TrainConfig, version: str, n_fit: int = 80, n_thr: int = N_THRESHOLD_GOOD,
-          n_fusion: int = N_FUSION_PICK, echo=print, cache_dir: Path | None = None,
-          weights: Path | None = None) -> dict:
+          n_fusion: int = N_FUSION_PICK, n_thr_pipeline: int = N_THRESHOLD_PIPELINE, echo=print,
+          cache_dir: Path | None = None, weights: Path | None = None) -> dict:
     """The whole recipe; returns the build log (also written to ``out_dir/build_log.json``).
 
     With ``weights`` (a saved ``defects_net.pt``) training is skipped: only export, parity, int8,
@@ -191,8 +204,10 @@ def build(out_dir: Path, cfg: TrainConfig, version: str, n_fit: int = 80, n_thr:
         t1 = time.perf_counter()
         fit_set = good_crops(n_fit, VAL_SEED_BASE, True, cfg.render_procs)
         thr_set = good_crops(n_thr, VAL_SEED_BASE + 50_000, True, cfg.render_procs)
+        thr_set += pipeline_good_crops(n_thr_pipeline, VAL_SEED_BASE + 70_000, cfg.render_procs)
         pick_set = fusion_cases(n_fusion, VAL_SEED_BASE + 60_000, cfg.render_procs)
-        echo(f"rendered {n_fit} + {n_thr} good and {len(pick_set)} defective validation masks "
+        echo(f"rendered {n_fit} + {len(thr_set)} good ({n_thr} planes, the rest through the pipeline) "
+             f"and {len(pick_set)} defective validation masks "
              f"({time.perf_counter() - t1:.0f} s)")
         int8 = ex.quantize_int8(fp32, tmp / "int8.onnx", calib_tiles(48, VAL_SEED_BASE + 90_000))
         whitening = fit_anomaly(fit_set, INTERIOR_MIN_MM)

@@ -175,18 +175,23 @@ def _pipeline_good_crop(seed: int):
     return None if r is None else r.crop
 
 
+def pipeline_good_crops(n: int, seed: int, procs: int = 1) -> list:
+    """The pipeline's crops of clean camera frames of seeds ``seed ...`` (gated frames left out)."""
+    if n <= 0:
+        return []
+    with render_pool(procs) as pool:
+        crops = pool.imap(_pipeline_good_crop, range(seed, seed + n), chunksize=4)
+        return [c for c in crops if c is not None]
+
+
 def mining_crops(cfg: TrainConfig) -> list:
     """Whole clean masks for hard-negative mining (their own seed range, never benchmarked).
 
     Mask planes, plus ``cfg.mine_pipeline_masks`` camera frames through the pipeline's crop.
     """
     base = TRAIN_SEED_BASE + cfg.seed * 100_000
-    crops = good_crops(cfg.mine_masks, base + MINE_OFFSET, False, cfg.render_procs)
-    if cfg.mine_pipeline_masks:
-        seeds = range(base + MINE_PIPELINE_OFFSET, base + MINE_PIPELINE_OFFSET + cfg.mine_pipeline_masks)
-        with render_pool(cfg.render_procs) as pool:
-            crops += [c for c in pool.imap(_pipeline_good_crop, seeds, chunksize=4) if c is not None]
-    return crops
+    return good_crops(cfg.mine_masks, base + MINE_OFFSET, False, cfg.render_procs) + \
+        pipeline_good_crops(cfg.mine_pipeline_masks, base + MINE_PIPELINE_OFFSET, cfg.render_procs)
 
 
 def mine_hard_negatives(net: DefectNet, crops: list, cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
