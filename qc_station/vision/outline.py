@@ -40,6 +40,7 @@ AVG_PX = 5
 STEP_PX = 3
 #: The edge is the outermost rise at least this fraction of the profile's steepest rise.
 OUTERMOST_REL_SLOPE = 0.3
+OUTERMOST_MIN_STEP = 10.0  # ...whose colour step (BGR distance) is at least this
 #: A rise whose inner side is its outer side dimmed to SHADOW_DIM (same chromaticity within
 #: acos(SHADOW_COS)), probed SHADOW_PROBE_PX either side, is a shadow when a strong rise follows.
 SHADOW_DIM = (0.4, 0.97)
@@ -174,6 +175,16 @@ def _peaks(prof: np.ndarray, expected: np.ndarray | None = None, window_px: int 
         idx = np.arange(n)[None, :]
         inner[np.abs(idx - np.rint(expected)[:, None]) > window_px] = 0.0
     strong = inner >= OUTERMOST_REL_SLOPE * inner.max(axis=1, keepdims=True)
+    # ...that changes the colour: its step across +-SHADOW_PROBE_PX must reach OUTERMOST_MIN_STEP.
+    # Where a soft shadow ramps into a fabric close to the tray's colour, the edge's slope is low
+    # and tray noise reaches 0.3 of it, but noise goes back to the tray's colour a few samples on.
+    # (A share of the profile's largest step instead dropped true edges beside a dark print.)
+    idx = np.arange(n)
+    local = np.linalg.norm(sm[:, np.minimum(idx + SHADOW_PROBE_PX, n - 1)]
+                           - sm[:, np.maximum(idx - SHADOW_PROBE_PX, 0)], axis=2)
+    local = np.where(inner > 0, local, 0.0)
+    strong &= local >= OUTERMOST_MIN_STEP
+    strong |= inner >= inner.max(axis=1, keepdims=True)  # the steepest rise always counts
     k = _climb(inner, np.argmax(strong, axis=1))
     k0 = k
     # a soft shadow on the tray is a rise too: the tray colour, darker. Skip such a rise when a
