@@ -57,13 +57,14 @@ def test_tray_coloured_thread_is_not_a_hole():
     assert find_holes(_crop(seam)).findings == ()
 
 
-@pytest.mark.parametrize("thick_px", [2, 3])
-def test_tray_coloured_seam_corner_is_not_a_hole(thick_px):
+@pytest.mark.parametrize(("thick_px", "arm_mm"), [(2, 2.4), (3, 2.4), (6, 3.2)])
+def test_tray_coloured_seam_corner_is_not_a_hole(thick_px, arm_mm):
     """Where the top-stitch turns the corner its thread makes an L with a 2.4 mm box: wide both
-    ways, but only a thread thick (independent seed 41, cases 56 and 63, failed for it)."""
+    ways, but only a thread thick (independent seed 41, cases 56 and 63, failed for it). A 1.2 mm
+    thread's L holds a 1 mm disc, but is not that disc (bench seed 9096 frame 688599646)."""
     def corner(img, m):
         x, y = m + round(5.0 / MPP), m + round(5.0 / MPP)
-        arm = round(2.4 / MPP)
+        arm = round(arm_mm / MPP)
         cv2.line(img, (x, y), (x + arm, y), TRAY, thick_px)
         cv2.line(img, (x, y), (x, y + arm), TRAY, thick_px)
     assert find_holes(_crop(corner)).findings == ()

@@ -45,6 +45,11 @@ SEAM_BAND_MIN_MM = 2.0  # ... so inside that band a patch must be at least this 
 #: thread turning 90 degrees, has a 2.4 mm box but is only the thread's ~0.5 mm thick (two good
 #: independent masks failed for it, seed 41).
 SEAM_BAND_SOLID_MM = 1.0
+#: ...and be mostly that disc: a patch over SEAM_BAND_MAX_FILL x the area of the largest disc it
+#: holds is a thread's L or bar (a ~1.1 mm light thread turning the corner holds a 1.15 mm disc
+#: in 4.7x its area: a good mask failed for it, bench seed 9096). A round hole fills ~1x, an oval
+#: one at MAX_ELONGATION 2.5x. (A hole touching tray-coloured thread already fails the ring test.)
+SEAM_BAND_MAX_FILL = 3.0
 #: A hole is compact; a patch this many times longer than wide is a line: a fold's shadow or a
 #: stripe that matches the shadowed tray (seen on a pale print: 1 mm x 17 mm along a pleat).
 MAX_ELONGATION = 2.5
@@ -152,6 +157,15 @@ def _tray_like(dist: np.ndarray, limit: float) -> np.ndarray:
     return cv2.morphologyEx((dist < limit).astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
 
 
+def _thread_like(blob: np.ndarray, bw: int, bh: int, mpp: float) -> bool:
+    """A seam-band patch that tray-coloured thread explains: narrow, thin, or not disc-like."""
+    if min(bw, bh) * mpp < SEAM_BAND_MIN_MM:
+        return True
+    radius_px = float(cv2.distanceTransform(blob.astype(np.uint8), cv2.DIST_L2, 3).max())
+    return (2.0 * mpp * radius_px < SEAM_BAND_SOLID_MM
+            or float(blob.sum()) > SEAM_BAND_MAX_FILL * np.pi * radius_px**2)
+
+
 def _patches(crop: MaskCrop, tray_like: np.ndarray, dist: np.ndarray, limit: float, origin: tuple[int, int],
              floor_mm: float) -> list[Finding]:
     """Compact tray-coloured patches ringed by fabric unlike the tray, as ``hole`` findings
@@ -173,8 +187,7 @@ def _patches(crop: MaskCrop, tray_like: np.ndarray, dist: np.ndarray, limit: flo
         to_edge = min(cx_mm, cy_mm, crop.width_mm - cx_mm, crop.height_mm - cy_mm)
         win = (slice(max(0, y - pad), min(hh, y + bh + pad)), slice(max(0, x - pad), min(ww, x + bw + pad)))
         blob = labels[win] == i
-        if to_edge < SEAM_BAND_MM and (min(bw, bh) * mpp < SEAM_BAND_MIN_MM or 2.0 * mpp * float(
-                cv2.distanceTransform(blob.astype(np.uint8), cv2.DIST_L2, 3).max()) < SEAM_BAND_SOLID_MM):
+        if to_edge < SEAM_BAND_MM and _thread_like(blob, bw, bh, mpp):
             continue  # on the stitch line: tray-coloured thread (a speck, a corner) or a needle gap
         around = cv2.dilate(blob.astype(np.uint8), ring_kernel).astype(bool) & ~blob
         ring = dist[win][around]
