@@ -107,6 +107,22 @@ def test_more_blur_never_improves_the_edge_sharpness():
     assert q.blur_issue(scores[-1]).code == "blur" and q.blur_issue(scores[0]) is None
 
 
+def test_one_soft_side_opposite_a_sharp_one_is_a_shadow_not_blur():
+    """Motion and defocus soften both sides of an axis; a soft shadow merging into the fabric
+    softens only the side away from the light (bench seed 9096 frame 349671333)."""
+    def profiles(sigmas: dict[str, float]) -> EdgeProfiles:
+        one = {side: _edge_profiles(s).profiles["top"] for side, s in sigmas.items()}
+        pos = np.arange(40)
+        return EdgeProfiles(one, {s: pos for s in one}, {s: 0.0 for s in one}, {s: 1 for s in one})
+
+    shadow = q.edge_sharpness(profiles({"top": 0.5, "bottom": 5, "left": 0.5, "right": 0.5}), 0.2)
+    moved = q.edge_sharpness(profiles({"top": 5, "bottom": 5, "left": 0.5, "right": 0.5}), 0.2)
+    assert q.blur_issue(shadow) is None
+    assert q.blur_issue(moved).code == "blur"
+    # a side without a profile opposite it still counts
+    assert q.blur_issue(q.edge_sharpness(profiles({"bottom": 5, "left": 0.5}), 0.2)).code == "blur"
+
+
 def test_exposure_gate():
     dark = np.full((100, 100, 3), 12, np.uint8)
     assert q.exposure_issue(q.exposure_stats(dark)).code == "exposure"

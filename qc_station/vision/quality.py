@@ -15,7 +15,8 @@ must pass, motion blur and badly exposed frames must not):
 - **blur**: the sharpness of the mask's own outline, measured on the profiles across its four
   sides in the rectified crop (:func:`edge_sharpness`): the steepest slope of each profile over
   the step across it (:data:`STEP_REACH_MM` either side), median per side, worst side (motion
-  blur smears one direction only), in 1/mm. A sharp edge seen at ~0.2 mm/px with mild defocus
+  blur smears one direction only), in 1/mm. A soft side whose opposite side is sharp is left out:
+  that is a soft shadow on one side, not the camera. A sharp edge seen at ~0.2 mm/px with mild defocus
   scores ~1.0-1.3; a frame below :data:`MIN_SHARPNESS_PER_MM` (edge spread over more than about
   1.7 mm, where 2.5 mm stitches are no longer separable) is ``blur``. A very wide blur tends to
   1 / (2 * STEP_REACH_MM) = 0.33.
@@ -44,6 +45,9 @@ MIN_SHARPNESS_PER_MM = 0.55
 #: The step height is taken this far either side of the steepest point (not at the profile
 #: ends, where the mask's own soft shadow on a light tray would inflate it).
 STEP_REACH_MM = 1.5
+#: A side's softness is its own (a shadow), not the frame's, when the opposite side is this sharp.
+ONE_SIDED_SHARP = 0.8
+_OPPOSITE = {"top": "bottom", "bottom": "top", "left": "right", "right": "left"}
 
 
 @dataclass(frozen=True)
@@ -114,14 +118,23 @@ def no_mask_issue(area_mm2: float, nominal_area_mm2: float) -> GateIssue | None:
 
 
 def edge_sharpness(profiles: EdgeProfiles, mm_per_px: float) -> float:
-    """Outline sharpness in 1/mm (higher is sharper): worst side's median slope/step."""
-    per_side = []
-    for prof in profiles.profiles.values():
+    """Outline sharpness in 1/mm (higher is sharper): worst side's median slope/step.
+
+    A side counts only if the side opposite it is soft too (under :data:`ONE_SIDED_SHARP`), or
+    has no profile: motion and defocus soften both sides of an axis, a soft shadow merging into
+    the fabric only the side away from the light (a sharp good mask on a light tray was
+    ``blur`` at 0.53/mm on its bottom side with 1.23/mm on its top, bench seed 9096).
+    """
+    per_side = {}
+    for side, prof in profiles.profiles.items():
         slope, step = peak_slopes(prof, round(STEP_REACH_MM / mm_per_px))
         ok = step > 1e-3
         if ok.sum() >= 5:
-            per_side.append(float(np.median(slope[ok] / step[ok])) / mm_per_px)
-    return min(per_side) if per_side else 0.0
+            per_side[side] = float(np.median(slope[ok] / step[ok])) / mm_per_px
+    if not per_side:
+        return 0.0
+    counted = [v for side, v in per_side.items() if per_side.get(_OPPOSITE[side], 0.0) < ONE_SIDED_SHARP]
+    return min(counted) if counted else min(per_side.values())
 
 
 def blur_issue(sharpness_per_mm: float) -> GateIssue | None:
