@@ -204,6 +204,39 @@ def test_a_lone_cell_above_its_threshold_is_a_finding(model, monkeypatch):
     assert f.box_mm[2] == pytest.approx(cell_mm, abs=0.01) and f.box_mm[3] == pytest.approx(cell_mm, abs=0.01)
 
 
+@pytest.mark.parametrize(("twin_distance", "found"), [(0.1, False), (2.0, True)])
+def test_a_hole_finding_with_twins_all_over_the_mask_is_a_print(model, monkeypatch, twin_distance, found):
+    """A hole is an accident: a hole-like cell with a near twin elsewhere is a printed dot."""
+    from qc_station.vision.defects import CellMaps
+
+    crop = _render(TEST_SEED + 30, ()).crop
+    real = model.cell_maps(crop)
+    probs = np.zeros_like(real.probs)
+    ci = model.classes.index("hole")
+    probs[ci, 12, 20] = 0.5 * (1.0 + model.probability_thresholds["hole"])
+    similarity = np.full(real.valid.shape, 3.0, np.float32)
+    similarity[12, 20] = twin_distance
+    covered = np.ones_like(real.valid)
+    monkeypatch.setattr(model, "cell_maps", lambda c: CellMaps(probs, real.anomaly, real.valid, real.interior,
+                                                                real.cell_px, None, similarity, covered))
+    assert [f.code for f in model.predict(crop).findings] == (["hole"] if found else [])
+
+
+def test_polka_dots_in_the_trays_colour_are_not_holes(model):
+    """Bench seed 9097 (camera 0), frame 1842144620: a good dotted mask failed for a classifier
+    hole (p 0.997) whose cell has a twin at self-similarity 0.21."""
+    from qc_station import sim
+    from qc_station.cli.bench import bench_calibration, bench_cameras
+    from qc_station.spec import load_spec
+    from qc_station.vision.pipeline import Inspector
+
+    spec = load_spec()
+    cameras, _ = bench_cameras(9097, 1)
+    image, _ = sim.render_case(1842144620, camera=cameras[0], spec=spec)
+    result = Inspector(bench_calibration(cameras[0], 0, 9097), spec, model=model).inspect(image)
+    assert result.verdict == "pass", [r.message for r in result.reasons]
+
+
 def test_fusion_boosts_only_the_code_the_network_ranks_first():
     from qc_station.vision.defects import fuse_evidence
 
