@@ -52,8 +52,7 @@ def register(subparsers) -> None:
     t.add_argument("--mine-pipeline", type=int, default=None,
                    help="clean camera frames through the pipeline for hard-negative mining "
                         f"(default {d.mine_pipeline_masks})")
-    t.add_argument("--threshold-pipeline", type=int, default=0, metavar="N",
-                   help="also pick the thresholds on N clean camera frames through the pipeline (default 0)")
+    _threshold_pipeline_arg(t)
     t.add_argument("--exclude", nargs="*", default=(), help="defect codes left out (anomaly experiment)")
     t.add_argument("--init", default=None, help="start from these weights (defects_net.pt): fine-tuning")
     t.add_argument("--lr", type=float, default=None, help=f"peak learning rate (default {d.lr:g})")
@@ -74,8 +73,7 @@ def register(subparsers) -> None:
     k.add_argument("--out", type=Path, required=True,
                    help="directory for defects.onnx, defects_fp32.onnx and build_log.json")
     k.add_argument("--version", required=True, help="model version written into the metadata")
-    k.add_argument("--threshold-pipeline", type=int, default=0, metavar="N",
-                   help="also pick the thresholds on N clean camera frames through the pipeline (default 0)")
+    _threshold_pipeline_arg(k)
     k.set_defaults(func=_package)
 
     e = sub.add_parser("export", help="weights (.pt) -> fp32 ONNX + parity check")
@@ -110,6 +108,13 @@ def register(subparsers) -> None:
     i.add_argument("model", type=Path, nargs="?", default=None)
     i.set_defaults(func=_info)
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
+
+
+def _threshold_pipeline_arg(parser) -> None:
+    """``--threshold-pipeline`` of both ``train`` and ``package`` (they build the same package)."""
+    parser.add_argument("--threshold-pipeline", type=int, default=0, metavar="N",
+                        help="also pick the thresholds on N clean camera frames through the pipeline "
+                             "(default 0)")
 
 
 def _train(args) -> int:

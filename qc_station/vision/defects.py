@@ -328,9 +328,10 @@ class DefectModel:
             n, labels, stats, _ = cv2.connectedComponentsWithStats(hot, connectivity=8)
             for k in range(1, n):
                 x, y, bw, bh = (int(v) for v in stats[k, :4])
-                if code == "hole" and _has_twins(maps, labels == k):
+                region = labels == k
+                if code == "hole" and _has_twins(maps, region):
                     continue
-                p = float(cell[labels == k].max())
+                p = float(cell[region].max())
                 x0, y0 = crop.to_mm(x * sub_px, y * sub_px)
                 findings.append(
                     Finding(

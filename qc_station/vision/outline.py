@@ -182,7 +182,6 @@ def _peaks(prof: np.ndarray, expected: np.ndarray | None = None, window_px: int 
     idx = np.arange(n)
     local = np.linalg.norm(sm[:, np.minimum(idx + SHADOW_PROBE_PX, n - 1)]
                            - sm[:, np.maximum(idx - SHADOW_PROBE_PX, 0)], axis=2)
-    local = np.where(inner > 0, local, 0.0)
     strong &= local >= OUTERMOST_MIN_STEP
     strong |= inner >= inner.max(axis=1, keepdims=True)  # the steepest rise always counts
     k = _climb(inner, np.argmax(strong, axis=1))

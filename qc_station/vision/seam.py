@@ -241,28 +241,28 @@ def _faint_thread(s: _Side, fill_px: int, step: float) -> np.ndarray:
     """
     k = max(3, 2 * fill_px + 1)
     share = np.convolve(s.track.fraction - 1.0, np.ones(k) / k, mode="same")
-    img = s.strip.image.astype(np.float32)
-    n_v, n_u = img.shape[:2]
-    cols = np.arange(n_u)
-    r = np.clip(np.round(s.track.v_px).astype(int), 0, n_v - 1)
-    off = round(1.2 / step)
-    above, below = img[np.clip(r - off, 0, n_v - 1), cols], img[np.clip(r + off, 0, n_v - 1), cols]
-    line = np.linalg.norm(img[r, cols] - 0.5 * (above + below), axis=1)
+    on, above, below = _track_samples(s, step)
+    line = np.linalg.norm(on - 0.5 * (above + below), axis=1)
     step_across = np.linalg.norm(above - below, axis=1)
     box = np.ones(k) / k
     line, step_across = np.convolve(line, box, mode="same"), np.convolve(step_across, box, mode="same")
     return (share >= FAINT_THREAD_SHARE) & (step_across < FAINT_LINE_SYMMETRY * line)
 
 
-def _track_colours(s: _Side, step: float) -> tuple[np.ndarray, np.ndarray]:
-    """Per column: the colour on the track, and the fabric's 1.2 mm either side of it (their mean)."""
+def _track_samples(s: _Side, step: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per column: the colour on the track, and the fabric's 1.2 mm above and below it."""
     img = s.strip.image
     n_v, n_u = img.shape[:2]
     cols = np.arange(n_u)
     r = np.clip(np.round(s.track.v_px).astype(int), 0, n_v - 1)
     off = round(1.2 / step)
-    beside = 0.5 * (img[np.clip(r - off, 0, n_v - 1), cols] + img[np.clip(r + off, 0, n_v - 1), cols])
-    return img[r, cols], beside
+    return img[r, cols], img[np.clip(r - off, 0, n_v - 1), cols], img[np.clip(r + off, 0, n_v - 1), cols]
+
+
+def _track_colours(s: _Side, step: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per column: the colour on the track, and the fabric's 1.2 mm either side of it (their mean)."""
+    on, above, below = _track_samples(s, step)
+    return on, 0.5 * (above + below)
 
 
 def _smooth_along(x: np.ndarray) -> np.ndarray:
