@@ -225,3 +225,15 @@ def test_a_track_on_a_neighbouring_flank_moves_onto_the_line():
 
     _truth, result = inspect_bench_frame(5151, 1, 969907330, ())
     assert result.verdict == "pass", result.reasons
+
+
+def test_print_edges_across_the_seam_do_not_set_the_stitch_length():
+    """Fresh bench seed 9102 (camera 1), frame 1244547210: 1.36 mm stitches (a defect) in a light
+    thread on diagonal brown / green stripes. At each stripe edge the fabric above and below the
+    track differ, the thread share swung to -2 and 7, and those edges, not the needle holes, gave a
+    confident 2.11 mm pitch: the defective mask passed. The pitch now bridges those columns."""
+    from bench_frames import inspect_bench_frame
+
+    truth, result = inspect_bench_frame(9102, 1, 1244547210, ("stitch_length",))
+    assert truth.mask.stitch_length_mm < 1.5
+    assert result.verdict == "fail" and "stitch_length" in result.reason_codes, result.reasons
