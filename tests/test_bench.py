@@ -7,7 +7,7 @@ import re
 import pytest
 
 from qc_station.cli import main
-from qc_station.cli.bench import _cases
+from qc_station.cli.bench import PIPELINE_CODES, _cases
 
 
 def test_case_mix_has_good_defects_and_unusable():
@@ -15,6 +15,27 @@ def test_case_mix_has_good_defects_and_unusable():
     assert sum(1 for d, u in plan if not d and not u) >= 15
     assert {d[0] for d, _ in plan if d} >= {"width", "height", "pleats", "ear_loop", "stitch_length"}
     assert {u[0] for _, u in plan if u} == {"no_mask", "blur", "exposure"}
+
+
+def test_defects_mix_is_one_pipeline_defect_per_frame():
+    plan = _cases(14, "defects")
+    assert all(len(d) == 1 and not u for d, u in plan)
+    assert [d[0] for d, _ in plan[:7]] == list(PIPELINE_CODES) == [d[0] for d, _ in plan[7:]]
+
+
+def test_defects_sweep_reports_every_frame_as_defective():
+    import contextlib
+    import io
+
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        assert main(["bench", "--mix", "defects", "--n", "2", "--seed", "3", "--cameras", "1",
+                     "--no-model"]) == 0
+    out = buf.getvalue()
+    assert re.search(r"\[1/2\] cam 0 seed \d+ width\s+ok\s+fail\s+->fail\s+width", out), out
+    assert re.search(r"\[2/2\] cam 0 seed \d+ height\s+ok\s+fail\s+->fail\s+height", out), out
+    assert "good masks" not in out  # no good mask in this mix
+    assert "defective masks passed for a geometry or seam code: 0" in out
 
 
 @pytest.fixture(scope="module")

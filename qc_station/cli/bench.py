@@ -15,9 +15,11 @@ phone-class distortion), each CALIBRATED by this package's own calibration from 
 rendered board views and one plane view, as a real station is (--truth-calibration skips that
 step and builds the calibrations from the simulator's camera truth; the run then says so).
 
-Cases: a mix of good masks (~45%), every defect code alone (~45%, round robin) and unusable
-frames (~10%: empty tray, motion blur, bad exposure). Each case: a random mask, tray, fabric,
-pose, lighting and camera (case k uses camera k mod --cameras).
+Cases (--mix all): good masks (~45%), every defect code alone (~45%, round robin) and unusable
+frames (~10%: empty tray, motion blur, bad exposure). --mix defects: every frame has one defect
+of a code the pipeline checks itself (width, height, pleats, ear_loop, stitch_length,
+skipped_stitch, open_seam; round robin), a sweep for defective masks that pass. Each case: a
+random mask, tray, fabric, pose, lighting and camera (case k uses camera k mod --cameras).
 
 Prints: width / height absolute error (mean, P95, max) in mm, stitch length error, pleat and
 ear-loop count accuracy, per-code recall, false rejects on good masks, verdict accuracy (and
@@ -31,6 +33,8 @@ examples:
   qc-station bench                         # 200 masks, seed 1, 3 cameras, one core
   qc-station bench --n 50 --seed 7         # a quick run on other seeds
   qc-station bench --n 200 --cameras 1     # the default camera only
+  qc-station bench --mix defects --n 210 --seed 9111 --cameras 2 --no-model
+                                           # 30 defective masks per geometry / seam code
 """
 
 #: The codes the pipeline checks itself (geometry and the seam tracker); a defective mask passed
@@ -57,6 +61,9 @@ def register(sub) -> None:
     p.add_argument("--wall-clock", action="store_true",
                    help="time stages by wall clock (default: CPU time of the one thread, which other "
                         "load on a shared machine does not inflate)")
+    p.add_argument("--mix", choices=("all", "defects"), default="all",
+                   help="all: good, defective and unusable frames; defects: one geometry or seam "
+                        "defect per frame (default: %(default)s)")
     p.add_argument("--quiet", action="store_true", help="no per-case progress lines")
     p.add_argument("--defects", action="store_true",
                    help="benchmark the defect model instead (same as `qc-station model bench`)")
@@ -129,10 +136,13 @@ def _pct(values, q) -> float:
     return float(np.percentile(values, q)) if values else float("nan")
 
 
-def _cases(n: int):
-    """(defects, unusable) per case: good / each defect code / unusable, interleaved."""
+def _cases(n: int, mix: str = "all"):
+    """(defects, unusable) per case: good / each defect code / unusable, interleaved; with
+    ``mix="defects"`` one :data:`PIPELINE_CODES` defect per case, round robin."""
     from qc_station.sim import SIM_DEFECTS, SIM_UNUSABLE
 
+    if mix == "defects":
+        return [((PIPELINE_CODES[k % len(PIPELINE_CODES)],), ()) for k in range(n)]
     out, d, u = [], 0, 0
     for k in range(n):
         r = k % 20
@@ -189,7 +199,7 @@ def run(args: argparse.Namespace) -> int:
               f"in {time.perf_counter() - t0:.1f} s", flush=True)
 
     tally = Tally()
-    plan = _cases(args.n)
+    plan = _cases(args.n, args.mix)
     seeds = rng.integers(0, 2**31 - 1, size=args.n)
     started = time.perf_counter()
     for k, ((defects, unusable), seed) in enumerate(zip(plan, seeds, strict=True)):
