@@ -242,7 +242,8 @@ def test_print_edges_across_the_seam_do_not_set_the_stitch_length():
 @pytest.mark.xfail(strict=True, reason="thin horizontal orange / green / blue stripes along the top seam: "
                    "the stripe edges out-score the thread as line candidates and the top side is "
                    "tracked on a blue stripe 3 mm inside the seam, which runs through the 25 mm open "
-                   "seam; the mask passes (defect sweep, seed 9111)")
+                   "seam; without the defect model the mask passes (defect sweep, seed 9111; with the "
+                   "model, its open_seam finding fails the mask)")
 def test_open_seam_beside_printed_stripes_along_the_seam_is_found():
     from bench_frames import inspect_bench_frame
 
