@@ -52,8 +52,9 @@ def _check_geometry(truth, res):
 
 GOOD = [
     pytest.param(11, id="good-11", marks=pytest.mark.xfail(strict=True, reason=(
-        "striped fabric (stripes 4-14 mm) on a green tray: 7 pleats counted for 3 (print lines taken for "
-        "folds) and two false open_seam findings; width/height right"))),
+        "striped fabric (stripes 4-14 mm) on a green tray: 6 pleats counted for 3 (print lines taken for "
+        "folds), two false open_seam findings, a false skipped stitch and no stitch length; width/height "
+        "right"))),
     pytest.param(12, id="good-12"),
     pytest.param(13, id="good-13"),
 ]
@@ -88,3 +89,26 @@ def test_defective_mask_failed_for_its_reason(station, case_seed, code):
         _check_geometry(truth, res)
     assert res.verdict == "fail"
     assert code in res.reason_codes, res.reason_codes
+
+
+@pytest.fixture(scope="module")
+def station_26():
+    import cv2
+
+    cv2.setNumThreads(1)
+    return make_station(2600, views=10)  # the independent bench's camera for --seed 26 --cameras 1
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "the top seam runs along the edge of a dark maroon stripe, where the dark thread does not show; the "
+    "mean of the fabric above and below the track is unlike the thread, so 14 mm count as a visible gap: "
+    "open_seam. Requiring both sides to differ fixes it but loses a drawn open seam across diagonal "
+    "stripes (test_seam_drawn), and a run-length version (one side thread-coloured for 8 mm) does not "
+    "fix it: not adopted"))
+def test_a_dark_thread_along_a_dark_print_edge_is_no_gap(station_26):
+    """Independent bench seed 26, case 24: a good mask, dark thread on stripes."""
+    from tests.independent.bench import run_case
+
+    o = run_case(station_26, 26, 24)
+    assert o.kind is None
+    assert not {"skipped_stitch", "open_seam"} & set(o.codes), o.result.reasons
