@@ -68,3 +68,20 @@ def test_bench_width_accuracy_on_seed5(bench_seed5):
     # next stripe edge inside, width -3.34 mm; see outline._faint_outer_edge)
     m = re.search(r"width abs error\s+mean ([0-9.]+) mm\s+P95 ([0-9.]+) mm", bench_seed5)
     assert m and float(m.group(2)) < 0.5
+
+
+def test_a_defective_mask_passed_is_named_by_its_frame():
+    from types import SimpleNamespace as NS
+
+    from qc_station.cli.bench import Tally, _score
+
+    truth = NS(expected_verdict=lambda spec: "fail", expected_codes=lambda spec: ("pleats",), unusable=(),
+               mask=None)
+    passed = NS(reason_codes=[], verdict="pass", timing_ms={"total": 1.0}, measurements=None)
+    t = Tally()
+    line = _score(t, truth, passed, spec=None, with_model=False, label="cam 1 seed 281355669")
+    assert line.startswith("BAD fail    ->pass")
+    assert t.defects_passed == ["pleats: cam 1 seed 281355669"]
+    _score(t, truth, NS(reason_codes=["pleats"], verdict="fail", timing_ms={}, measurements=None),
+           spec=None, with_model=False, label="cam 0 seed 1")
+    assert len(t.defects_passed) == 1  # a failed defective mask is not listed
