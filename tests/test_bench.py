@@ -51,7 +51,8 @@ def bench_seed5() -> str:
 
 def test_bench_prints_the_figures(bench_seed5):
     out = bench_seed5
-    for label in ("width abs error", "height abs error", "stitch length error", "pleat count right",
+    for label in ("width abs error", "height abs error", "stitch length error", "stitch length measured",
+                  "pleat count right",
                   "ear loops right", "per-code recall", "false rejects", "verdict accuracy",
                   "defective masks passed for a geometry or seam code", "ms per image per stage"):
         assert label in out, label
@@ -59,6 +60,8 @@ def test_bench_prints_the_figures(bench_seed5):
     m = re.search(r"height abs error\s+mean ([0-9.]+) mm\s+P95 ([0-9.]+) mm", out)
     assert m and float(m.group(2)) < 0.5
     assert "->fail" in out.split("[2/3]")[1].split("\n")[0]  # the width defect is rejected
+    measured = re.search(r"stitch length measured\s+[0-9.]+% \((\d+)/(\d+);", out)
+    assert measured and int(measured.group(2)) == 3 and int(measured.group(1)) >= 2, out
     total = re.search(r"\n\s+total\s+([0-9.]+)", out)
     assert total and float(total.group(1)) > 0
 
