@@ -85,7 +85,6 @@ class Tally:
     verdict_ok_checked: list[bool] = field(default_factory=list)
     defects_passed: list[str] = field(default_factory=list)
     missed_measure: int = 0
-    stitch_unmeasured: int = 0  # masks measured whose stitch length was not ("check by hand")
     timing: dict[str, list[float]] = field(default_factory=dict)
 
 
@@ -248,8 +247,6 @@ def _score(t: Tally, truth, r, spec, *, with_model: bool, label: str = "") -> st
             t.height_err.append(abs(m.height_mm - tm.height_mm))
             if m.stitch_length_mm is not None:
                 t.stitch_err.append(abs(m.stitch_length_mm - tm.stitch_length_mm))
-            else:
-                t.stitch_unmeasured += 1
             t.pleats_ok.append(m.pleats == tm.pleats)
             loops, loops_true = (m.ear_loops_left, m.ear_loops_right), (tm.ear_loops_left, tm.ear_loops_right)
             t.loops_ok.append(loops == loops_true)
@@ -273,10 +270,10 @@ def _report(t: Tally, n: int, *, with_model: bool, wall: bool) -> None:
     print(stats("width abs error", t.width_err))
     print(stats("height abs error", t.height_err))
     print(stats("stitch length error", t.stitch_err))
-    n_masks = len(t.width_err)
-    if n_masks:
-        print(f"  stitch length measured {1 - t.stitch_unmeasured / n_masks:.1%} "
-              f"({n_masks - t.stitch_unmeasured}/{n_masks}; the rest: 'check by hand')")
+    if t.width_err:  # every measured mask has a width; those with a stitch length, a stitch error
+        n_masks, n_stitch = len(t.width_err), len(t.stitch_err)
+        print(f"  stitch length measured {n_stitch / n_masks:.1%} "
+              f"({n_stitch}/{n_masks}; the rest: 'check by hand')")
     if t.pleats_ok:
         print(f"  pleat count right      {np.mean(t.pleats_ok):.1%} ({sum(t.pleats_ok)}/{len(t.pleats_ok)})")
         print(f"  ear loops right        {np.mean(t.loops_ok):.1%} ({sum(t.loops_ok)}/{len(t.loops_ok)})")
