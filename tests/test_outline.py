@@ -48,3 +48,86 @@ def test_left_edge_beside_a_soft_shadow_on_a_light_tray():
     m = result.measurements
     assert abs(m.width_mm - truth.mask.width_mm) < 0.5, (m.width_mm, truth.mask.width_mm)
     assert abs(m.height_mm - truth.mask.height_mm) < 0.5, (m.height_mm, truth.mask.height_mm)
+
+
+def _profile_with_line(line_at: int | None, edge_at: int = 36, n: int = 56) -> np.ndarray:
+    """One profile across a bottom edge (index 0 outside): black tray, a green fabric from
+    ``edge_at``, and a 0.4 mm light grey scratch at ``line_at`` on the tray."""
+    tray, fabric = np.float32([27, 27, 27]), np.float32([35, 150, 55])
+    ramp = np.clip((np.arange(n) - edge_at + 3) / 6, 0, 1)[:, None]  # a slightly soft edge (~1 mm)
+    prof = tray + ramp * (fabric - tray)
+    if line_at is not None:
+        prof[line_at:line_at + 2] = (70.0, 70.0, 70.0)
+    return np.repeat(prof[None], 4, axis=0)
+
+
+@pytest.mark.parametrize("line_at", [6, 12, 20])
+def test_a_scratch_along_the_edge_is_not_the_edge(line_at):
+    """Independent bench seed 51: a scratch on a black tray 4-6 mm beside the bottom edge was as
+    steep as a third of the fabric's edge, and further out: the height came out 4.5 and 6.0 mm too
+    large. A line that turns back into the tray colour within 1.6 mm is not the mask's edge."""
+    from qc_station.vision.outline import _peaks
+
+    plain, _, _ = _peaks(_profile_with_line(None))
+    scratched, _, _ = _peaks(_profile_with_line(line_at))
+    assert np.allclose(scratched, plain, atol=0.05), (scratched, plain)
+    assert abs(plain[0] - 35.5) < 1.0  # the edge itself, between the last tray and first fabric sample
+
+
+def test_a_fabric_edge_right_beside_the_tray_colour_is_still_the_edge():
+    """The rule must not skip a real edge: a light band of fabric 3 mm wide along the edge,
+    then a print in the tray's own colour (which returns to the tray, but after the band)."""
+    from qc_station.vision.outline import _peaks
+
+    prof = _profile_with_line(None, edge_at=30)
+    prof[:, 45:] = 27.0  # a tray-coloured print 3 mm in
+    k, _, _ = _peaks(prof)
+    assert abs(k[0] - 29.5) < 1.0, k
+
+
+def _left_side_fit(outer_is_shadow: bool):
+    """Rectangle-fit rows (crop px, 0.2 mm/px) of a mask whose left side has 60 edge points on the
+    fitted line and a consistent group of 40 points 1 mm outside it."""
+    from qc_station.vision.outline import _COL
+
+    rows, rhs, sides, shadow = [], [], [], []
+    for side, across in (("top", 0.0), ("bottom", 475.0), ("left", 0.0), ("right", 900.0)):
+        along = np.arange(100, dtype=float) * 3
+        r = np.zeros((100, 5))
+        r[:, 0] = along if side in ("top", "bottom") else -along
+        r[:, _COL[side]] = 1.0
+        x = np.full(100, across)
+        sh = np.zeros(100, bool)
+        if side == "left":
+            x[60:] -= 5.0  # 1 mm outside
+            sh[60:] = outer_is_shadow
+        rows.append(r), rhs.append(x), sides.extend([side] * 100), shadow.append(sh)
+    p = np.array([0.0, 0.0, 475.0, 0.0, 900.0])
+    return np.vstack(rows), np.concatenate(rhs), np.array(sides), p, np.concatenate(shadow)
+
+
+@pytest.mark.parametrize("outer_is_shadow,moved", [(False, True), (True, False)])
+def test_an_outer_group_of_shadow_points_does_not_move_the_side(outer_is_shadow, moved):
+    """Where part of a side finds an inner print edge, the side moves onto the outer group of
+    points. But where a light stripe meets a light tray, the first pass can keep the start of the
+    mask's soft shadow (bench seed 9097, camera 0, frame 2061495607: 36 of 97 points 1.2 mm out,
+    92 % of them the tray dimmed; 0.4 mm too wide once a scratch no longer broke the group up).
+    Such a group does not move the side."""
+    from qc_station.vision.outline import _outermost_cluster
+
+    rows, rhs, sides, p, shadow = _left_side_fit(outer_is_shadow)
+    lines = _outermost_cluster(rows, rhs, sides, p, 0.2, shadow)
+    assert lines[3] == pytest.approx(-5.0 if moved else 0.0, abs=0.01)
+    assert np.allclose(lines[[1, 2, 4]], p[[1, 2, 4]])
+
+
+def test_a_light_stripe_s_soft_shadow_does_not_widen_the_mask():
+    """Fresh bench seed 9093 (camera 0), frame 890109767: a light grey tray; on part of the right
+    side the first pass kept the start of the mask's soft shadow (the tray dimmed), a consistent
+    group 1 mm out, and the side moved onto it: 0.46 mm too wide (now ~0.05)."""
+    from bench_frames import inspect_bench_frame
+
+    truth, result = inspect_bench_frame(9093, 0, 890109767, ())
+    m = result.measurements
+    assert abs(m.width_mm - truth.mask.width_mm) < 0.25, (m.width_mm, truth.mask.width_mm)
+    assert abs(m.height_mm - truth.mask.height_mm) < 0.25, (m.height_mm, truth.mask.height_mm)

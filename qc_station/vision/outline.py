@@ -48,9 +48,18 @@ SHADOW_COS = 0.998
 SHADOW_PROBE_PX = 4
 #: ... except a rise within this of the segmentation's edge when the skip would go further in.
 COARSE_SHADOW_TOL_MM = 1.5
+#: A rise whose colour comes back to the colour outside it within THIN_LINE_PX samples
+#: (to THIN_RETURN of its excursion) and stays there for THIN_TRAY_PX samples is a line on the
+#: tray (a scratch, a lint fibre) when a strong rise follows further in: the fabric inside a
+#: mask edge does not turn back into the tray (a light lifted layer's edge right beside the
+#: fabric, as on an open seam, does not stay at the tray's colour).
+THIN_LINE_PX = 8
+THIN_RETURN = 0.3
+THIN_TRAY_PX = 4
 #: See _outermost_cluster.
 OUTER_GROUP_MM = 0.5
 OUTER_GROUP_FRACTION = 0.2
+OUTER_GROUP_SHADOW = 0.5
 #: See _faint_outer_edge: a rise of FAINT_REL_SLOPE of the strongest, at least FAINT_MIN_STEP
 #: (colour units) from the tray colour (median of the profile's outer TRAY_REF_PX); just outside it
 #: within FAINT_OUT_FRACTION of that step of the tray, inside it at least FAINT_IN_FRACTION of it
@@ -184,6 +193,7 @@ def _peaks(prof: np.ndarray, expected: np.ndarray | None = None, window_px: int 
                            - sm[:, np.maximum(idx - SHADOW_PROBE_PX, 0)], axis=2)
     strong &= local >= OUTERMOST_MIN_STEP
     strong |= inner >= inner.max(axis=1, keepdims=True)  # the steepest rise always counts
+    strong = _skip_thin_lines(sm, inner, strong)
     k = _climb(inner, np.argmax(strong, axis=1))
     k0 = k
     # a soft shadow on the tray is a rise too: the tray colour, darker. Skip such a rise when a
@@ -213,6 +223,46 @@ def _peaks(prof: np.ndarray, expected: np.ndarray | None = None, window_px: int 
     off = np.where(den < 0, 0.5 * (gm - gp) / np.where(den < 0, den, -1), 0.0)
     off = np.clip(off, -0.5, 0.5)
     return k + off, g0, _step_height(sm)
+
+
+def _skip_thin_lines(sm: np.ndarray, g: np.ndarray, strong: np.ndarray) -> np.ndarray:
+    """Drop each profile's outer strong rises that are thin lines on the tray (see THIN_LINE_PX).
+
+    A scratch or a lint fibre lying along the edge a few mm out is a rise as steep as a dark
+    fabric's edge, and it is further out; but a few samples in, the colour is the tray's again.
+    Only profiles whose strong samples come in separate runs can hold such a line.
+    """
+    n = g.shape[1]
+    first = np.argmax(strong, axis=1)
+    last = n - 1 - np.argmax(strong[:, ::-1], axis=1)
+    rows = np.nonzero(strong.any(axis=1) & (strong.sum(axis=1) < last - first + 1))[0]
+    if rows.size == 0:
+        return strong
+    sub, sm, g = strong[rows], sm[rows], g[rows]
+    r = np.arange(len(rows))
+    idx = np.arange(n)[None, :]
+    for _ in range(3):
+        k = _climb(g, np.argmax(sub, axis=1))
+        outside = sm[r, np.maximum(k - SHADOW_PROBE_PX, 0)]
+        dist = np.linalg.norm(sm - outside[:, None, :], axis=2)
+        span = (idx >= k[:, None]) & (idx <= (k + THIN_LINE_PX)[:, None])
+        excursion = np.where(span, dist, 0.0).max(axis=1)
+        near = dist <= THIN_RETURN * excursion[:, None]
+        # ...and stays near it for THIN_TRAY_PX samples (min over the run ahead)
+        stays = cv2.erode(near.astype(np.uint8), np.ones((1, THIN_TRAY_PX), np.uint8), anchor=(0, 0),
+                          borderType=cv2.BORDER_CONSTANT, borderValue=0).astype(bool)
+        back = span & (idx > k[:, None]) & stays
+        back &= dist < np.maximum.accumulate(np.where(span, dist, 0.0), axis=1)  # after the peak
+        thin = back.any(axis=1)
+        end = np.where(thin, np.argmax(back, axis=1), n)
+        later = sub & (idx > end[:, None])
+        thin &= later.any(axis=1)
+        if not thin.any():
+            break
+        sub = np.where(thin[:, None], later, sub)
+    strong = strong.copy()
+    strong[rows] = sub
+    return strong
 
 
 def _faint_outer_edge(sm: np.ndarray, g: np.ndarray, k: np.ndarray) -> np.ndarray:
@@ -259,6 +309,15 @@ def _shadow_like(tray: np.ndarray, inside: np.ndarray) -> np.ndarray:
     return (ni < nt) & ((tray * inside).sum(axis=-1) / (nt * ni) > FAINT_SHADOW_COS)
 
 
+def _shadow_at(prof: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """Per profile: is the rise at (sub-pixel) index ``k`` the colour before it, dimmed?"""
+    sm, _ = _smoothed_gradient(prof)
+    n, r = sm.shape[1], np.arange(len(k))
+    ki = np.rint(k).astype(int)
+    return _darker_same_colour(sm[r, np.clip(ki - SHADOW_PROBE_PX, 0, n - 1)],
+                               sm[r, np.clip(ki + SHADOW_PROBE_PX, 0, n - 1)])
+
+
 def _climb(g: np.ndarray, k: np.ndarray) -> np.ndarray:
     """From index ``k`` of each row, walk up the slope to the local maximum of ``g``."""
     n = g.shape[1]
@@ -291,8 +350,9 @@ _COL = {"top": 1, "bottom": 2, "left": 3, "right": 4}
 
 
 def _edge_rows(prof: EdgeProfiles, lines: np.ndarray | None, window_px: int, mm_per_px: float = 0.0):
-    """Design rows / right-hand sides / side names of the rectangle fit, and step heights."""
-    rows, rhs, sides, contrast = [], [], [], []
+    """Design rows / right-hand sides / side names of the rectangle fit, the median step height
+    and whether each row's edge looks like a shadow (its inner side the tray's colour dimmed)."""
+    rows, rhs, sides, contrast, shadow = [], [], [], [], []
     for side, p in prof.profiles.items():
         along = prof.positions[side].astype(np.float64)
         expected = None
@@ -316,7 +376,10 @@ def _edge_rows(prof: EdgeProfiles, lines: np.ndarray | None, window_px: int, mm_
         rhs.append(across)
         sides += [side] * len(a)
         contrast.append(float(np.median(step)))
-    return np.vstack(rows), np.concatenate(rhs), np.array(sides), float(np.median(contrast))
+        # (only the first pass's points are grouped, see _outermost_cluster)
+        shadow.append(_shadow_at(p[keep], idx[keep]) if lines is None else np.zeros(int(keep.sum()), bool))
+    return (np.vstack(rows), np.concatenate(rhs), np.array(sides), float(np.median(contrast)),
+            np.concatenate(shadow))
 
 
 def _robust_fit(rows: np.ndarray, rhs: np.ndarray, sides: np.ndarray, floor_px: float):
@@ -349,22 +412,27 @@ _OUTWARD = {"top": -1.0, "bottom": 1.0, "left": -1.0, "right": 1.0}
 
 
 def _outermost_cluster(rows: np.ndarray, rhs: np.ndarray, sides: np.ndarray, p: np.ndarray,
-                       mm_per_px: float) -> np.ndarray:
+                       mm_per_px: float, shadow: np.ndarray) -> np.ndarray:
     """Move a side onto its outermost consistent group of edge points.
 
     Where a print colour close to the tray's runs along part of an edge (checks, a stripe),
     those profiles find the next print edge inside; the mask's own edge is where the other
     profiles put it, further out. So a side whose points include a group of at least
     :data:`OUTER_GROUP_FRACTION` lying more than :data:`OUTER_GROUP_MM` outside the fit is moved
-    onto that group (never inwards: nothing of the mask lies outside its edge).
+    onto that group (never inwards: nothing of the mask lies outside its edge). Unless the group
+    is mostly shadow (:data:`OUTER_GROUP_SHADOW`): where a light stripe meets a light tray, the
+    first pass may keep the start of the mask's soft shadow, where the segmentation put the edge
+    (see :func:`_peaks`); those points are consistent too, but inside them is the tray, dimmed.
     """
     p = p.copy()
     res = rhs - rows @ p
     for side, col in _COL.items():
         on = sides == side
         out = res[on] * _OUTWARD[side] * mm_per_px  # mm outside the fitted line
-        group = out[out > OUTER_GROUP_MM]
-        if len(group) >= OUTER_GROUP_FRACTION * on.sum() and np.std(group) < OUTER_GROUP_MM:
+        outer = out > OUTER_GROUP_MM
+        group = out[outer]
+        shaded = outer.any() and float(shadow[on][outer].mean()) >= OUTER_GROUP_SHADOW
+        if len(group) >= OUTER_GROUP_FRACTION * on.sum() and np.std(group) < OUTER_GROUP_MM and not shaded:
             p[col] += float(np.median(group)) / mm_per_px * _OUTWARD[side]
     return p
 
@@ -376,12 +444,12 @@ def fit_profiles(prof: EdgeProfiles, grid: CropGrid) -> Outline | None:
     first = _edge_rows(prof, None, 0, grid.mm_per_px)
     if first is None or (fit := _robust_fit(*first[:3], floor_px=2.0)) is None:
         return None
-    lines = _outermost_cluster(*first[:3], fit[0], grid.mm_per_px)
+    lines = _outermost_cluster(*first[:3], fit[0], grid.mm_per_px, first[4])
     window = max(2, round(REFINE_MM / grid.mm_per_px))
     second = _edge_rows(prof, lines, window)
     if second is None or (fit := _robust_fit(*second[:3], floor_px=0.6)) is None:
         return None
-    rows_a, rhs_a, sides_a, contrast = second
+    rows_a, rhs_a, sides_a, contrast, _ = second
     w = fit[1]
     p = _solve(rows_a, rhs_a, w)
     res = rhs_a - rows_a @ p
