@@ -133,3 +133,19 @@ def test_a_scratch_beside_the_bottom_edge_does_not_move_it(station_51, k):
     assert o.height_mm is not None and abs(o.height_mm - o.case.truth.height_mm) <= 0.5, (
         o.height_mm, o.case.truth.height_mm)
     assert abs(o.width_mm - o.case.truth.width_mm) <= 0.5
+
+
+def test_scratches_beside_a_side_are_not_an_ear_loop():
+    """Independent bench seed 52, case 35: the right ear loop is missing (a floral mask on a black
+    tray), but two faint scratches run at a shallow angle beside the right side. Each crossed the
+    loop-counting lines once, so the side counted one loop and the defective mask passed. A loop
+    leg crosses the next line out at nearly the same place; a scratch millimetres away."""
+    import cv2
+
+    from tests.independent.bench import run_case
+
+    cv2.setNumThreads(1)
+    o = run_case(make_station(5200, views=10), 52, 35)
+    assert o.kind == "ear_loop" and (o.case.truth.loops_left, o.case.truth.loops_right) == (1, 0)
+    assert o.loops == (1, 0)
+    assert o.verdict == "fail" and "ear_loop" in o.codes
