@@ -60,6 +60,7 @@ EDGE_DEV_MIN = 10.0  # ...and by at least this much (BGR distance) = the layers 
 EDGE_LINE_FROM_MM = 0.5  # a line along the edge from here to the seam = a lifted layer's edge
 EDGE_LINE_FACTOR = 4.0
 EDGE_LINE_MIN = 12.0
+MIN_DASH_MM = 0.6  # thread seen along less than this between two empty stretches is not a stitch
 LONG_GAP_STITCHES = 8.0  # a gap this long (in stitches) is an open seam even without a notch
 MIN_LINE_LEVEL = 6.0  # grey levels of line response a thread must reach
 MIN_PERIODICITY = 0.25  # fraction of 16 mm windows agreeing on one stitch pitch
@@ -461,7 +462,9 @@ def analyze_seam(crop: MaskCrop, spec: MaskSpec) -> SeamResult:
         present = sp.fill_short_runs(sp.thread_present(s.track, s.valid) | _faint_thread(s, fill, step), fill)
         seen = np.ones_like(present)  # where a missing thread would be visible
         hides = np.zeros_like(present)  # ...and where a print colour hides it
-        gaps = _gaps(present, c_lo, c_hi, skip_limit_mm / step)
+        # a thread response shorter than any stitch's dash (a print speck's edge) does not end a gap
+        dashes = ~sp.fill_short_runs(~present, round(MIN_DASH_MM / step))
+        gaps = _gaps(dashes, c_lo, c_hi, skip_limit_mm / step)
         if gaps:  # only then pay for the finer checks
             on, beside = _track_colours(s, step)
             occluded, visible = _hidden(on, beside, present & s.valid)
