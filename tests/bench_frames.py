@@ -9,11 +9,14 @@ from qc_station.spec import load_spec
 from qc_station.vision.pipeline import Inspector
 
 
-def inspect_bench_frame(bench_seed: int, camera: int, frame_seed: int, defects: tuple[str, ...]):
+def inspect_bench_frame(bench_seed: int, camera: int, frame_seed: int, defects: tuple[str, ...],
+                        unusable: tuple[str, ...] = ()):
     """(truth, result) of frame ``frame_seed`` of ``qc-station bench --seed bench_seed`` as seen by
-    its camera ``camera`` (the frame's line in the bench output names both), without the model."""
+    its camera ``camera`` (the frame's line in the bench output names both), without the model.
+    ``unusable`` re-renders an unusable frame (``("blur",)`` for a line whose truth is blur)."""
     spec = load_spec()
     cameras, _ = bench_cameras(bench_seed, camera + 1)
     inspector = Inspector(bench_calibration(cameras[camera], camera, bench_seed), spec)
-    image, truth = sim.render_case(frame_seed, defects=defects, camera=cameras[camera], spec=spec)
+    image, truth = sim.render_case(frame_seed, defects=defects, unusable=unusable, camera=cameras[camera],
+                                   spec=spec)
     return truth, inspector.inspect(image)

@@ -154,6 +154,11 @@ def _step_height(sm: np.ndarray) -> np.ndarray:
     return np.sqrt((diff * diff).sum(axis=1))
 
 
+def profile_steps(prof: np.ndarray) -> np.ndarray:
+    """Colour step between each profile's two ends (median of its outer and inner eighths)."""
+    return _step_height(_smoothed_gradient(prof)[0])
+
+
 def peak_slopes(prof: np.ndarray, reach_px: int) -> tuple[np.ndarray, np.ndarray]:
     """Steepest colour change of each profile (per px), and the colour step across it: between
     the samples ``reach_px`` before and after the steepest point."""

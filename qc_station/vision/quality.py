@@ -14,15 +14,19 @@ must pass, motion blur and badly exposed frames must not):
 - **no_mask**: no region of at least :data:`MIN_AREA_FRACTION` of the spec's nominal area.
 - **blur**: the sharpness of the mask's own outline, measured on the profiles across its four
   sides in the rectified crop (:func:`edge_sharpness`): the steepest slope of each profile over
-  the step across it (:data:`STEP_REACH_MM` either side), median per side, worst side (motion
-  blur smears one direction only), in 1/mm. A soft side whose opposite side is sharp is left out:
-  that is a soft shadow on one side, not the camera. A sharp edge seen at ~0.2 mm/px with mild defocus
-  scores ~1.0-1.3; a frame below :data:`MIN_SHARPNESS_PER_MM` (edge spread over more than about
-  1.7 mm, where 2.5 mm stitches are no longer separable) is ``blur``. A very wide blur tends to
-  1 / (2 * STEP_REACH_MM) = 0.33.
+  the step across it (:data:`STEP_REACH_MM` either side, or across the whole profile when that
+  is larger), median per side, worst side (motion blur smears one direction only), in 1/mm.
+  The whole-profile step catches long motion smears: 16-28 px of motion left only a third of
+  the edge's contrast within the reach, and the steepest point of that read 1.1-1.3/mm (bench
+  seeds 9097 and 9120); over the whole step they read 0.31-0.43, and 504 frames without blur
+  0.48 or more. A soft side whose opposite side is sharp is left out:
+  that is a soft shadow on one side, not the camera. A sharp edge seen at ~0.2 mm/px with mild
+  defocus scores ~0.6-1.2; a frame below :data:`MIN_SHARPNESS_PER_MM` (an edge blurred by a
+  Gaussian wider than ~0.9 mm, where 2.5 mm stitches are no longer separable) is ``blur``.
 
 The score does not improve with more blur: for an edge blurred by a Gaussian of width s the
-score is 1 / (sqrt(2 pi) s erf(reach / (sqrt(2) s))), which falls as s grows (tested on frames).
+score is 1 / (sqrt(2 pi) s), at most 1 / (sqrt(2 pi) s erf(reach / (sqrt(2) s))) where the
+profile's ends differ less than the edge's step; both fall as s grows (tested on frames).
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from qc_station.vision.outline import EdgeProfiles, peak_slopes
+from qc_station.vision.outline import EdgeProfiles, peak_slopes, profile_steps
 
 DARK_P99_MAX = 18.0
 #: A mask this close to the tray in grey levels (median colours) is in a too dark frame.
@@ -41,7 +45,7 @@ MAX_CLIPPED_LOW = 0.5
 MAX_CLIPPED_HIGH = 0.25
 MAX_CLIPPED_MASK = 0.6
 MIN_AREA_FRACTION = 0.3
-MIN_SHARPNESS_PER_MM = 0.55
+MIN_SHARPNESS_PER_MM = 0.45
 #: The step height is taken this far either side of the steepest point (not at the profile
 #: ends, where the mask's own soft shadow on a light tray would inflate it).
 STEP_REACH_MM = 1.5
@@ -128,6 +132,9 @@ def edge_sharpness(profiles: EdgeProfiles, mm_per_px: float) -> float:
     per_side = {}
     for side, prof in profiles.profiles.items():
         slope, step = peak_slopes(prof, round(STEP_REACH_MM / mm_per_px))
+        # the whole profile's step too: a long motion smear leaves only part of the edge's
+        # contrast within the reach, and the steepest point of what is left can look sharp
+        step = np.maximum(step, profile_steps(prof))
         ok = step > 1e-3
         if ok.sum() >= 5:
             per_side[side] = float(np.median(slope[ok] / step[ok])) / mm_per_px
