@@ -154,20 +154,17 @@ def _step_height(sm: np.ndarray) -> np.ndarray:
     return np.sqrt((diff * diff).sum(axis=1))
 
 
-def profile_steps(prof: np.ndarray) -> np.ndarray:
-    """Colour step between each profile's two ends (median of its outer and inner eighths)."""
-    return _step_height(_smoothed_gradient(prof)[0])
-
-
 def peak_slopes(prof: np.ndarray, reach_px: int) -> tuple[np.ndarray, np.ndarray]:
     """Steepest colour change of each profile (per px), and the colour step across it: between
-    the samples ``reach_px`` before and after the steepest point."""
+    the samples ``reach_px`` before and after the steepest point, or between the profile's two
+    ends (:func:`_step_height`) when that is larger (a long smear leaves only part of the edge's
+    contrast within the reach)."""
     sm, g = _smoothed_gradient(prof)
     n = g.shape[1]
     k = np.argmax(g[:, 2:-2], axis=1) + 2
     r = np.arange(len(g))
     diff = sm[r, np.minimum(k + reach_px, n - 1)] - sm[r, np.maximum(k - reach_px, 0)]
-    return g[r, k], np.sqrt((diff * diff).sum(axis=1))
+    return g[r, k], np.maximum(np.sqrt((diff * diff).sum(axis=1)), _step_height(sm))
 
 
 def _peaks(prof: np.ndarray, expected: np.ndarray | None = None, window_px: int = 0,
@@ -204,9 +201,7 @@ def _peaks(prof: np.ndarray, expected: np.ndarray | None = None, window_px: int 
     # a soft shadow on the tray is a rise too: the tray colour, darker. Skip such a rise when a
     # strong one follows further in (the mask edge itself)
     for _ in range(2):
-        before = sm[r, np.maximum(k - SHADOW_PROBE_PX, 0)]
-        after = sm[r, np.minimum(k + SHADOW_PROBE_PX, n - 1)]
-        shadow = _darker_same_colour(before, after)
+        shadow = _dimmed_at(sm, k)
         if not shadow.any():
             break
         past = np.arange(n)[None, :] > (k + SHADOW_PROBE_PX)[:, None]
@@ -251,13 +246,14 @@ def _skip_thin_lines(sm: np.ndarray, g: np.ndarray, strong: np.ndarray) -> np.nd
         outside = sm[r, np.maximum(k - SHADOW_PROBE_PX, 0)]
         dist = np.linalg.norm(sm - outside[:, None, :], axis=2)
         span = (idx >= k[:, None]) & (idx <= (k + THIN_LINE_PX)[:, None])
-        excursion = np.where(span, dist, 0.0).max(axis=1)
+        in_span = np.where(span, dist, 0.0)
+        excursion = in_span.max(axis=1)
         near = dist <= THIN_RETURN * excursion[:, None]
         # ...and stays near it for THIN_TRAY_PX samples (min over the run ahead)
         stays = cv2.erode(near.astype(np.uint8), np.ones((1, THIN_TRAY_PX), np.uint8), anchor=(0, 0),
                           borderType=cv2.BORDER_CONSTANT, borderValue=0).astype(bool)
         back = span & (idx > k[:, None]) & stays
-        back &= dist < np.maximum.accumulate(np.where(span, dist, 0.0), axis=1)  # after the peak
+        back &= dist < np.maximum.accumulate(in_span, axis=1)  # after the peak
         thin = back.any(axis=1)
         end = np.where(thin, np.argmax(back, axis=1), n)
         later = sub & (idx > end[:, None])
@@ -314,13 +310,17 @@ def _shadow_like(tray: np.ndarray, inside: np.ndarray) -> np.ndarray:
     return (ni < nt) & ((tray * inside).sum(axis=-1) / (nt * ni) > FAINT_SHADOW_COS)
 
 
-def _shadow_at(prof: np.ndarray, k: np.ndarray) -> np.ndarray:
-    """Per profile: is the rise at (sub-pixel) index ``k`` the colour before it, dimmed?"""
-    sm, _ = _smoothed_gradient(prof)
+def _dimmed_at(sm: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """Per smoothed profile: is the colour SHADOW_PROBE_PX past index ``k`` the colour as far
+    before it, dimmed (a shadow's rise, not an edge's)?"""
     n, r = sm.shape[1], np.arange(len(k))
-    ki = np.rint(k).astype(int)
-    return _darker_same_colour(sm[r, np.clip(ki - SHADOW_PROBE_PX, 0, n - 1)],
-                               sm[r, np.clip(ki + SHADOW_PROBE_PX, 0, n - 1)])
+    return _darker_same_colour(sm[r, np.maximum(k - SHADOW_PROBE_PX, 0)],
+                               sm[r, np.minimum(k + SHADOW_PROBE_PX, n - 1)])
+
+
+def _shadow_at(prof: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """Per profile: is the rise at (sub-pixel) index ``k`` a shadow's (:func:`_dimmed_at`)?"""
+    return _dimmed_at(_smoothed_gradient(prof)[0], np.rint(k).astype(int))
 
 
 def _climb(g: np.ndarray, k: np.ndarray) -> np.ndarray:
