@@ -72,6 +72,10 @@ CLEAR_SIDE_SUPPORT = 0.5  # a side's own finer train this clear sets the pitch
 MIN_SIDES = 2  # sides that must be asked (one side alone can lock on a print)
 MIN_PITCH_SUPPORT = 0.3  # median ACF height at the pitch's multiples (independent renders: a
 #                           pitch read wrong had <= 0.22 at the true one; a clear train 0.4-0.95)
+VOTING_SIDES = 3  # sides whose own windows vote for the pitch (each on its own, independent evidence)...
+VOTE_TOL = 0.06  # windows within this share of each other's pitch agree (sp.modal_pitch)
+SIDE_VOTE_SHARE = 0.3  # ...with at least this share of the side's windows agreeing...
+VOTING_MIN_SUPPORT = 0.15  # ...make a pitch with this lower ACF support (and no close finer rival) clear
 MAX_RIVAL = 0.6  # a finer harmonic scoring this share of the pitch's: ambiguous
 FAINT_PITCH_SUPPORT = 0.2  # a lower support is enough when FAINT_VOTE_SHARE of all windows voted
 FAINT_VOTE_SHARE = 0.5  # for the pitch (within SIDE_PITCH_TOL), no finer harmonic scores more
@@ -165,8 +169,9 @@ def _pitch_evidence(per_side: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
                     ps: sp.PitchSearch) -> _PitchEvidence | None:
     """Vote, then test the voted pitch's harmonics (1/3, 1/2, 2x, 3x) on the needle-hole ACFs.
 
-    Confident only if the fundamental's ACF peaks are clear, no finer harmonic comes close,
-    and at least two sides with enough windows agree (each sees it or a multiple, one clearly).
+    Confident only if no finer harmonic comes close, and either the fundamental's ACF peaks are
+    clear and at least two sides with enough windows agree (each sees it or a multiple, one
+    clearly), or three sides each vote for it on their own (:data:`VOTING_SIDES`).
     """
     pitches = np.concatenate([p for p, _, _ in per_side])
     scores = np.concatenate([sc for _, sc, _ in per_side])
@@ -208,7 +213,14 @@ def _pitch_evidence(per_side: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
     # down: MIN_SIDES sides that each clearly find this very pitch on their own are enough
     clear_sides = sum(abs(q / pitch - 1) <= SIDE_PITCH_TOL and sup >= MIN_PITCH_SUPPORT and riv <= MAX_RIVAL
                       for q, sup, riv in own)
-    confident = (support >= bar or clear_sides >= MIN_SIDES) and rival <= MAX_RIVAL and agree
+    # a print along the seam spoils some windows of every side and drags the pooled ACF support
+    # down; three sides whose own windows still vote for this very pitch are independent evidence
+    # (within the tolerance windows agree by in a vote)
+    voting = sum(q is not None and abs(q / pitch - 1) <= VOTE_TOL and share >= SIDE_VOTE_SHARE
+                 for q, share, _ in (sp.modal_pitch(p, sc, tol=VOTE_TOL) for p, sc, _a in per_side))
+    confident = rival <= MAX_RIVAL and (
+        ((support >= bar or clear_sides >= MIN_SIDES) and agree)
+        or (voting >= VOTING_SIDES and support >= VOTING_MIN_SUPPORT and not contra))
     return _PitchEvidence(voted, pitch, support, rival, tuple(sides), confident)
 
 
