@@ -14,9 +14,17 @@ def inspect_bench_frame(bench_seed: int, camera: int, frame_seed: int, defects: 
     """(truth, result) of frame ``frame_seed`` of ``qc-station bench --seed bench_seed`` as seen by
     its camera ``camera`` (the frame's line in the bench output names both), without the model.
     ``unusable`` re-renders an unusable frame (``("blur",)`` for a line whose truth is blur)."""
+    truth, result, _crop = analyse_bench_frame(bench_seed, camera, frame_seed, defects, unusable)
+    return truth, result
+
+
+def analyse_bench_frame(bench_seed: int, camera: int, frame_seed: int, defects: tuple[str, ...],
+                        unusable: tuple[str, ...] = ()):
+    """:func:`inspect_bench_frame` plus the mask crop the stages saw: (truth, result, crop)."""
     spec = load_spec()
     cameras, _ = bench_cameras(bench_seed, camera + 1)
     inspector = Inspector(bench_calibration(cameras[camera], camera, bench_seed), spec)
     image, truth = sim.render_case(frame_seed, defects=defects, unusable=unusable, camera=cameras[camera],
                                    spec=spec)
-    return truth, inspector.inspect(image)
+    result, crop = inspector.analyse(image)
+    return truth, result, crop

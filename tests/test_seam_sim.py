@@ -261,3 +261,40 @@ def test_open_seam_beside_printed_stripes_along_the_seam_is_found():
 
     _truth, result = inspect_bench_frame(9111, 0, 1433634971, ("open_seam",))
     assert result.verdict == "fail" and "open_seam" in result.reason_codes, result.reason_codes
+
+
+@pytest.mark.parametrize(("bench_seed", "frame_seed"), [(9097, 473456625), (9093, 1494886999)])
+def test_a_print_line_that_outscores_the_stitches_does_not_take_the_track(bench_seed, frame_seed):
+    """Bench frames (camera 0, good masks) where a print line out-scored the stitches on some
+    sides: on 473456625 (green / purple stripes with thin dark lines) the top and bottom tracks
+    lay 10.8 and 9.0 mm from the edge, the sides' at 4.8 and 5.2; on 1494886999 the right one
+    3.2 mm off the others. Their needle holes then voted for a print's period: no stitch length,
+    the mask failed ("check by hand")."""
+    from bench_frames import inspect_bench_frame
+
+    truth, result = inspect_bench_frame(bench_seed, 0, frame_seed, ())
+    m = result.measurements
+    assert m.stitch_length_mm is not None and abs(m.stitch_length_mm - truth.mask.stitch_length_mm) <= 0.25
+    assert abs(m.seam_distance_mm - truth.mask.seam_distance_mm) <= 1.0
+    assert result.verdict == "pass", result.reason_codes
+
+
+def test_a_plaid_line_beside_a_side_is_not_taken_for_its_seam():
+    """Bench 9097, camera 0, frame 1312024855: a plaid's purple line runs along the right side,
+    6.7 mm further in than the stitches. The right side's track took the line (continuous, so
+    no gap would ever show there: a skipped stitch on that side would pass). It is tracked again
+    near the distance the other sides agree on, and finds the stitches (their pitch)."""
+    from bench_frames import analyse_bench_frame
+
+    from qc_station.vision import seam
+
+    truth, _result, crop = analyse_bench_frame(9097, 0, 1312024855, ())
+    step = seam.STEP_MM
+    first = {n: seam._analyse_side(crop, load_spec(), n, step) for n in seam.SIDES}
+    after = seam._consistent_tracks(first, step)
+    moved = seam._track_distance_mm(first["right"]) - seam._track_distance_mm(after["right"])
+    assert moved > 5.0  # the premise: the line won the first search
+    right = after["right"].track
+    assert right.periodicity >= 0.6 and abs(right.lag_px * step - truth.mask.stitch_length_mm) <= 0.25
+    others = [seam._track_distance_mm(after[n]) for n in ("top", "bottom", "left")]
+    assert all(abs(seam._track_distance_mm(after["right"]) - d) <= 1.5 for d in others)

@@ -60,6 +60,8 @@ EDGE_DEV_MIN = 10.0  # ...and by at least this much (BGR distance) = the layers 
 EDGE_LINE_FROM_MM = 0.5  # a line along the edge from here to the seam = a lifted layer's edge
 EDGE_LINE_FACTOR = 4.0
 EDGE_LINE_MIN = 12.0
+TRACK_AGREE_MM = 1.0  # sides whose tracks lie this close (distance from the edge) agree on the seam
+RETRACK_BAND_MM = 1.5  # a side off that distance is tracked again this far either side of it
 MIN_DASH_MM = 0.6  # thread seen along less than this between two empty stretches is not a stitch
 LONG_GAP_STITCHES = 8.0  # a gap this long (in stitches) is an open seam even without a notch
 MIN_LINE_LEVEL = 6.0  # grey levels of line response a thread must reach
@@ -111,9 +113,13 @@ def _analyse_side(crop: MaskCrop, spec: MaskSpec, side: str, step: float) -> _Si
     length = crop.width_mm if side in ("top", "bottom") else crop.height_mm
     strip = side_strip(crop, side, v_range_mm=(-1.0, d.upper + 3.0), u_range_mm=(1.5, length - 1.5),
                        step_mm=step)
-    resp = line_response(strip.image)
-    lo = max(0, round((max(1.0, d.lower - 1.5) - strip.v0_mm) / step))
-    hi = min(resp.shape[0], round((d.upper + 1.5 - strip.v0_mm) / step))
+    return _track_side(strip, line_response(strip.image), (max(1.0, d.lower - 1.5), d.upper + 1.5), step)
+
+
+def _track_side(strip: SideStrip, resp: np.ndarray, band_mm: tuple[float, float], step: float) -> _Side:
+    """The most stitch-like thread line of ``strip`` between ``band_mm`` (inward from the edge)."""
+    lo = max(0, round((band_mm[0] - strip.v0_mm) / step))
+    hi = min(resp.shape[0], round((band_mm[1] - strip.v0_mm) / step))
     best = sp.best_track(resp, lo, hi, _search(step), strip.image)
     if best is None:  # no line at all in the band
         n_u = resp.shape[1]
@@ -125,6 +131,41 @@ def _analyse_side(crop: MaskCrop, spec: MaskSpec, side: str, step: float) -> _Si
         or (strength >= CLEAN_LINE_RATIO * best.background and best.periodicity >= MIN_PERIODICITY))
     periodic = found and best.periodicity >= MIN_PERIODICITY
     return _Side(strip, resp, best, found, periodic, np.ones(resp.shape[1], bool))
+
+
+def _track_distance_mm(s: _Side) -> float:
+    """Median distance of a side's track from its local edge (mm, inward)."""
+    return float(s.strip.v0_mm + np.median(s.track.v_px) * s.strip.step_mm)
+
+
+def _consistent_tracks(sides: dict[str, _Side], step: float) -> dict[str, _Side]:
+    """Re-track the sides whose line lies far from the distance most sides agree on.
+
+    The top-stitch is sewn at one distance from the edge all round. A plaid's line or a stripe
+    parallel to a side can out-score the stitches there and take the track, and then a gap in
+    the real seam on that side goes unseen. When at least two sides agree on the distance (and
+    no other pair agrees on another), a side off it is tracked again within
+    :data:`RETRACK_BAND_MM` of it, and keeps the new track if a thread line is found there.
+    """
+    dist = {n: _track_distance_mm(s) for n, s in sides.items() if s.found}
+    groups = [[m for m in dist if abs(dist[m] - dist[n]) <= TRACK_AGREE_MM] for n in dist]
+    if not groups:
+        return sides
+    size = max(len(g) for g in groups)
+    best = {tuple(sorted(g)) for g in groups if len(g) == size}
+    if size < 2 or len(best) > 1:
+        return sides  # no agreement, or two rival distances
+    ref = float(np.median([dist[n] for n in next(iter(best))]))
+    out = dict(sides)
+    for name, s in sides.items():
+        # a side without a thread line stays so: a line near the others' distance may be a
+        # print's, and the whole side's seam may be missing
+        if not s.found or abs(dist[name] - ref) <= TRACK_AGREE_MM:
+            continue
+        again = _track_side(s.strip, s.resp, (ref - RETRACK_BAND_MM, ref + RETRACK_BAND_MM), step)
+        if again.found:
+            out[name] = again
+    return out
 
 
 def _seam_position_mm(s: _Side) -> np.ndarray:
@@ -435,7 +476,7 @@ def analyze_seam(crop: MaskCrop, spec: MaskSpec) -> SeamResult:
     if crop.image.ndim != 3 or crop.image.shape[:2] != crop.body.shape:
         raise ValueError("crop.image must be HxWx3 and crop.body HxW")
     step = max(STEP_MM, crop.mm_per_px)
-    sides = {name: _analyse_side(crop, spec, name, step) for name in SIDES}
+    sides = _consistent_tracks({name: _analyse_side(crop, spec, name, step) for name in SIDES}, step)
     # the perpendicular seams cross each band near the corners: analyse only between them
     dist = {}
     for name, s in sides.items():
