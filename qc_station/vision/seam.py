@@ -259,9 +259,13 @@ def _pitch_evidence(per_side: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
     # (within the tolerance windows agree by in a vote)
     voting = sum(q is not None and abs(q / pitch - 1) <= VOTE_TOL and share >= SIDE_VOTE_SHARE
                  for q, share, _ in (sp.modal_pitch(p, sc, tol=VOTE_TOL) for p, sc, _a in per_side))
+    # ...unless a side's own harmonic check prefers a multiple of it: then the votes may be for
+    # a half of long stitches (a mid-stitch dip), which would read inside the spec
+    coarser = any(round(r) >= 2 for r in ratios)
     confident = rival <= MAX_RIVAL and (
         ((support >= bar or clear_sides >= MIN_SIDES) and agree)
-        or (voting >= VOTING_SIDES and support >= VOTING_MIN_SUPPORT and not contra))
+        or (voting >= VOTING_SIDES and support >= VOTING_MIN_SUPPORT and not contra
+            and not coarser))
     return _PitchEvidence(voted, pitch, support, rival, tuple(sides), confident)
 
 

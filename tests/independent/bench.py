@@ -83,8 +83,13 @@ class Outcome:
                 "loop": f"{t.loop_kind}/{t.loop_colour}", "thread": t.thread, "angle": round(t.angle_deg, 1)}
 
 
+def case_rng(seed: int, k: int) -> np.random.Generator:
+    """The random stream that draws case ``k`` of bench seed ``seed``."""
+    return np.random.default_rng([seed, k, 9102])
+
+
 def run_case(st: Station, seed: int, k: int, edge_lift_mm: float = 0.0, flat: bool = False) -> Outcome:
-    rng = np.random.default_rng([seed, k, 9102])
+    rng = case_rng(seed, k)
     kind = case_kind(k)
     case = render(st.camera, rng, kind, edge_lift_mm=edge_lift_mm, flat=flat)
     t = time.perf_counter()
