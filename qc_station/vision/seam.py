@@ -8,10 +8,13 @@ Method (all in mm of the mask frame, whatever the fabric's print or the thread's
    along the edge, darker or lighter, in any channel; step edges of prints give nothing.
 3. Candidate rows in the expected seam band (spec distance +-1.5 mm) are tracked along the side;
    the one whose response is strong *and* periodic at a stitch pitch wins (a printed stripe
-   parallel to the edge is continuous, a top-stitch is dashed).
+   parallel to the edge is continuous, a top-stitch is dashed). The seam is sewn at one distance
+   all round: a side whose track lies off the distance the others agree on is tracked again
+   near it (a plaid line can out-score the stitches).
 4. The needle holes along the track are a 1-D profile: 16 mm windows vote for a comb pitch in
    1.2-5 mm, the pitch's harmonics (1/3 .. 3x) are checked against the holes' autocorrelation,
-   and sides must agree; an unclear pitch gives ``stitch_length_mm=None``. Columns where a print
+   and sides must agree (or three sides each vote for it); an unclear pitch gives
+   ``stitch_length_mm=None``. Columns where a print
    edge crosses the seam obliquely (fabric above and below the track unlike) are bridged first:
    there the thread share is meaningless and would pose as needle holes. Thresholding the
    line response between the fabric's and the thread's level gives where thread is present.
@@ -74,8 +77,8 @@ CLEAR_SIDE_SUPPORT = 0.5  # a side's own finer train this clear sets the pitch
 MIN_SIDES = 2  # sides that must be asked (one side alone can lock on a print)
 MIN_PITCH_SUPPORT = 0.3  # median ACF height at the pitch's multiples (independent renders: a
 #                           pitch read wrong had <= 0.22 at the true one; a clear train 0.4-0.95)
-VOTING_SIDES = 3  # sides whose own windows vote for the pitch (each on its own, independent evidence)...
 VOTE_TOL = 0.06  # windows within this share of each other's pitch agree (sp.modal_pitch)
+VOTING_SIDES = 3  # sides whose own windows vote for the pitch (each on its own, independent evidence)...
 SIDE_VOTE_SHARE = 0.3  # ...with at least this share of the side's windows agreeing...
 VOTING_MIN_SUPPORT = 0.15  # ...make a pitch with this lower ACF support (and no close finer rival) clear
 MAX_RIVAL = 0.6  # a finer harmonic scoring this share of the pitch's: ambiguous
