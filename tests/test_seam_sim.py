@@ -298,3 +298,22 @@ def test_a_plaid_line_beside_a_side_is_not_taken_for_its_seam():
     assert right.periodicity >= 0.6 and abs(right.lag_px * step - truth.mask.stitch_length_mm) <= 0.25
     others = [seam._track_distance_mm(after[n]) for n in ("top", "bottom", "left")]
     assert all(abs(seam._track_distance_mm(after["right"]) - d) <= 1.5 for d in others)
+
+
+def test_a_clearly_dashed_track_off_the_others_distance_is_kept():
+    """Bench 9097, camera 0, frame 698005606: black fabric with magenta stripes on a black tray.
+    The right edge lies in a black stripe and was found 3.5 mm inside, so the right side's
+    stitches (periodic at the stitch pitch) lie 1.55 mm from it while the others' lie ~4.7 mm
+    from theirs. That track is the seam: re-tracking near the others' distance took a print
+    line (periodicity 0.2)."""
+    from bench_frames import analyse_bench_frame
+
+    from qc_station.vision import seam
+
+    truth, _result, crop = analyse_bench_frame(9097, 0, 698005606, ())
+    step = seam.STEP_MM
+    first = {n: seam._analyse_side(crop, load_spec(), n, step) for n in seam.SIDES}
+    right = first["right"]
+    assert seam._track_distance_mm(right) < 2.5 and right.track.periodicity >= 0.9  # the premise
+    kept = seam._consistent_tracks(first, step)["right"].track
+    assert kept is right.track and abs(kept.lag_px * step - truth.mask.stitch_length_mm) <= 0.25

@@ -148,7 +148,8 @@ def _consistent_tracks(sides: dict[str, _Side], step: float) -> dict[str, _Side]
     parallel to a side can out-score the stitches there and take the track, and then a gap in
     the real seam on that side goes unseen. When at least two sides agree on the distance (and
     no other pair agrees on another), a side off it is tracked again within
-    :data:`RETRACK_BAND_MM` of it, and keeps the new track if a thread line is found there.
+    :data:`RETRACK_BAND_MM` of it, and keeps the new track if a thread line is found there that
+    is at least as dashed (periodic at a stitch pitch) as the first.
     """
     dist = {n: _track_distance_mm(s) for n, s in sides.items() if s.found}
     groups = [[m for m in dist if abs(dist[m] - dist[n]) <= TRACK_AGREE_MM] for n in dist]
@@ -162,11 +163,14 @@ def _consistent_tracks(sides: dict[str, _Side], step: float) -> dict[str, _Side]
     out = dict(sides)
     for name, s in sides.items():
         # a side without a thread line stays so: a line near the others' distance may be a
-        # print's, and the whole side's seam may be missing
-        if not s.found or abs(dist[name] - ref) <= TRACK_AGREE_MM:
+        # print's, and the whole side's seam may be missing. A clearly dashed track is the seam
+        # itself: its distance is off because that side's edge was found off (a black stripe
+        # along the edge on a black tray), not because a print took the track
+        if (not s.found or abs(dist[name] - ref) <= TRACK_AGREE_MM
+                or s.track.periodicity >= CLEAR_PERIODICITY):
             continue
         again = _track_side(s.strip, s.resp, (ref - RETRACK_BAND_MM, ref + RETRACK_BAND_MM), step)
-        if again.found:
+        if again.found and again.track.periodicity >= s.track.periodicity:
             out[name] = again
     return out
 
