@@ -77,7 +77,7 @@ CLEAR_SIDE_SUPPORT = 0.5  # a side's own finer train this clear sets the pitch
 MIN_SIDES = 2  # sides that must be asked (one side alone can lock on a print)
 MIN_PITCH_SUPPORT = 0.3  # median ACF height at the pitch's multiples (independent renders: a
 #                           pitch read wrong had <= 0.22 at the true one; a clear train 0.4-0.95)
-VOTE_TOL = 0.06  # windows within this share of each other's pitch agree (sp.modal_pitch)
+VOTE_TOL = 0.06  # windows within this share of each other's pitch agree (the vote, pooled or per side)
 VOTING_SIDES = 3  # sides whose own windows vote for the pitch (each on its own, independent evidence)...
 SIDE_VOTE_SHARE = 0.3  # ...with at least this share of the side's windows agreeing...
 VOTING_MIN_SUPPORT = 0.15  # ...make a pitch with this lower ACF support (and no close finer rival) clear
@@ -224,7 +224,7 @@ def _pitch_evidence(per_side: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
     pitches = np.concatenate([p for p, _, _ in per_side])
     scores = np.concatenate([sc for _, sc, _ in per_side])
     acfs = np.concatenate([a for _, _, a in per_side if len(a)])
-    voted, _, _ = sp.modal_pitch(pitches, scores)
+    voted, _, _ = sp.modal_pitch(pitches, scores, tol=VOTE_TOL)
     if voted is None:
         return None
     lo, hi = ps.lag_lo_px, ps.lag_hi_px
@@ -263,7 +263,6 @@ def _pitch_evidence(per_side: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
                       for q, sup, riv in own)
     # a print along the seam spoils some windows of every side and drags the pooled ACF support
     # down; three sides whose own windows still vote for this very pitch are independent evidence
-    # (within the tolerance windows agree by in a vote)
     voting = sum(q is not None and abs(q / pitch - 1) <= VOTE_TOL and share >= SIDE_VOTE_SHARE
                  for q, share, _ in (sp.modal_pitch(p, sc, tol=VOTE_TOL) for p, sc, _a in per_side))
     # ...unless a side's own harmonic check prefers a multiple of it: then the votes may be for
@@ -445,7 +444,7 @@ def _edge_disturbed(s: _Side, step: float) -> np.ndarray:
 
     notch = smooth((st.edge_raw_mm - st.edge_mm) * (1.0 if st.side in ("top", "left") else -1.0))
     notch = np.maximum(notch, smooth(_image_edge_mm(st, step)))
-    seam_v_mm = float(np.median(st.v0_mm + s.track.v_px * st.step_mm))
+    seam_v_mm = _track_distance_mm(s)
     r0 = max(0, round((0.2 - st.v0_mm) / step))
     r1 = max(r0 + 2, round((min(seam_v_mm - 1.0, 3.0) - st.v0_mm) / step))
     # each column's look across the band (rows x channels), against the side's usual look
