@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
@@ -131,3 +132,65 @@ def test_a_light_stripe_s_soft_shadow_does_not_widen_the_mask():
     m = result.measurements
     assert abs(m.width_mm - truth.mask.width_mm) < 0.25, (m.width_mm, truth.mask.width_mm)
     assert abs(m.height_mm - truth.mask.height_mm) < 0.25, (m.height_mm, truth.mask.height_mm)
+
+
+def _striped_edge_crop(stripe: bool):
+    """A de-rotated crop (0.2 mm/px) of a 173.5 x 90 mm mask on a black tray whose coarse pose
+    stops 3.5 mm short on the right: there a dark stripe (fabric black, faintly green) runs along
+    the edge, unless ``stripe`` is False (then the mask ends where the coarse pose does). The mask
+    casts a soft shadow on the tray; camera noise on everything, weave noise on the fabric."""
+    from qc_station.vision.geometry import CropGrid, MaskPose
+
+    rng = np.random.default_rng(7)
+    grid = CropGrid.around(MaskPose((100.0, 60.0), 0.0, 170.0, 90.0), 12.0, 0.2)
+    w, h = grid.size_px
+    x = grid.origin_mm[0] + np.arange(w) * 0.2
+    y = grid.origin_mm[1] + np.arange(h) * 0.2
+    right = 173.5 if stripe else 170.0
+    # distance outside the mask rectangle (0 inside): the shadow darkens the tray near the edge
+    dx = np.maximum(np.maximum(-x, x - right), 0)[None, :]
+    dy = np.maximum(np.maximum(-y, y - 90.0), 0)[:, None]
+    outside = np.hypot(dx, dy)
+    img = np.float32([17, 16, 17]) * (1 - 0.3 * np.exp(-outside / 1.0))[..., None]
+    inside = (outside == 0)[..., None]
+    fabric = np.where((x >= 170.0)[None, :, None], np.float32([15, 21, 21]), np.float32([110, 65, 115]))
+    img = np.where(inside, fabric + rng.normal(0, 2.0, img.shape), img)
+    img = cv2.GaussianBlur(img.astype(np.float32), (0, 0), 1.0) + rng.normal(0, 1.0, img.shape)
+    return np.clip(img, 0, 255).astype(np.uint8), grid
+
+
+@pytest.mark.parametrize("stripe", [True, False])
+def test_a_seam_hint_moves_an_edge_only_onto_mask(stripe):
+    """Bench seed 9097 (camera 0), frame 698005606: a black stripe along the right edge on a black
+    tray, 4 grey levels from the tray's colour, and the outline stopped at the next stripe (3.5 mm
+    short). The seam tracker saw the seam 3.3 mm closer to that edge than to the others and
+    hinted that the edge lies further out. The outline looks there and moves the side only where
+    the band it would add is not the tray (nor its shadow): a seam sewn off on one side must not
+    widen a mask whose edge was right."""
+    from qc_station.vision.outline import edge_profiles, fit_profiles
+
+    img, grid = _striped_edge_crop(stripe)
+    prof = edge_profiles(img, grid)
+    plain = fit_profiles(prof, grid)
+    hinted = fit_profiles(prof, grid, {"right": 3.3})
+    assert plain.pose.width_mm == pytest.approx(170.0, abs=0.3)  # without the hint: the stripe's inner edge
+    assert plain.moved_mm == {}
+    if stripe:
+        assert hinted.pose.width_mm == pytest.approx(173.5, abs=0.3)
+        assert set(hinted.moved_mm) == {"right"}
+    else:
+        assert hinted.pose.width_mm == pytest.approx(plain.pose.width_mm, abs=1e-6)
+        assert hinted.moved_mm == {}
+    assert hinted.pose.height_mm == pytest.approx(90.0, abs=0.3)
+
+
+def test_a_black_stripe_on_a_black_tray_is_measured_through_the_seam():
+    """The whole pipeline on 9097 / 0 / 698005606 (above): 173.9 mm wide for 177.4 before, a good
+    mask failed for its width."""
+    from bench_frames import inspect_bench_frame
+
+    truth, result = inspect_bench_frame(9097, 0, 698005606, ())
+    m = result.measurements
+    assert abs(m.width_mm - truth.mask.width_mm) < 0.5, (m.width_mm, truth.mask.width_mm)
+    assert abs(m.height_mm - truth.mask.height_mm) < 0.5, (m.height_mm, truth.mask.height_mm)
+    assert result.verdict == "pass", result.reason_codes

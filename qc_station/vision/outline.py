@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
@@ -75,6 +75,11 @@ FAINT_SHADOW_COS = 0.99
 REFINE_MM = 1.0
 #: An edge point is kept when its slope is at least this fraction of the side's median.
 MIN_REL_CONTRAST = 0.35
+#: A hinted side (see fit_profiles) moves out only when the band it would add differs from the
+#: tray's colour (the profiles' outer TRAY_REF_PX) by at least this much, and is not the tray
+#: dimmed (a shadow); samples within HINT_BAND_MARGIN_PX of either edge are left out.
+HINT_BAND_MIN_STEP = 4.0
+HINT_BAND_MARGIN_PX = 2
 
 
 @dataclass(frozen=True)
@@ -86,6 +91,8 @@ class Outline:
     residual_mm: float  # RMS distance of inlier edge points to the fitted rectangle
     inlier_fraction: float
     edge_contrast: float  # median step height (colour distance) across the edges
+    #: sides moved out on a hint (see fit_profiles), mm
+    moved_mm: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -360,11 +367,7 @@ def _edge_rows(prof: EdgeProfiles, lines: np.ndarray | None, window_px: int, mm_
     rows, rhs, sides, contrast, shadow = [], [], [], [], []
     for side, p in prof.profiles.items():
         along = prof.positions[side].astype(np.float64)
-        expected = None
-        if lines is not None:
-            m, b = lines[0], lines[_COL[side]]
-            across_fit = (m * along + b) if side in ("top", "bottom") else (-m * along + b)
-            expected = (across_fit - prof.start_px[side]) * prof.direction[side]
+        expected = None if lines is None else _expected_idx(prof, side, lines)
         coarse = round(SEARCH_OUT_MM / mm_per_px) if lines is None and mm_per_px > 0 else None
         tol = round(COARSE_SHADOW_TOL_MM / mm_per_px) if mm_per_px > 0 else 0
         idx, slope, step = _peaks(p, expected, window_px, coarse, tol)
@@ -442,14 +445,52 @@ def _outermost_cluster(rows: np.ndarray, rhs: np.ndarray, sides: np.ndarray, p: 
     return p
 
 
-def fit_profiles(prof: EdgeProfiles, grid: CropGrid) -> Outline | None:
-    """:func:`fit_outline` on profiles already taken."""
+def _expected_idx(prof: EdgeProfiles, side: str, lines: np.ndarray) -> np.ndarray:
+    """Index on each of a side's profiles where the line of ``lines`` crosses it."""
+    along = prof.positions[side].astype(np.float64)
+    m, b = lines[0], lines[_COL[side]]
+    across = (m * along + b) if side in ("top", "bottom") else (-m * along + b)
+    return (across - prof.start_px[side]) * prof.direction[side]
+
+
+def _band_is_mask(prof: EdgeProfiles, side: str, inner: np.ndarray, outer: np.ndarray) -> bool:
+    """Is the band of a side's profiles between lines ``outer`` and ``inner`` mask, not tray?
+
+    Its median colour must differ from the tray's (the profiles' outer :data:`TRAY_REF_PX`) by
+    :data:`HINT_BAND_MIN_STEP` and not be the tray's colour dimmed (the mask's own shadow).
+    """
+    sm = _smoothed_gradient(prof.profiles[side])[0]
+    n = sm.shape[1]
+    lo = np.rint(_expected_idx(prof, side, outer)).astype(int) + HINT_BAND_MARGIN_PX
+    hi = np.rint(_expected_idx(prof, side, inner)).astype(int) - HINT_BAND_MARGIN_PX
+    idx = np.arange(n)[None, :]
+    sel = (idx >= np.maximum(lo, TRAY_REF_PX)[:, None]) & (idx <= np.minimum(hi, n - 1)[:, None])
+    rows = sel.any(axis=1)
+    if rows.sum() < 5:
+        return False
+    band = np.median((sm * sel[..., None]).sum(axis=1)[rows] / sel.sum(axis=1)[rows, None], axis=0)
+    tray = np.median(sm[:, :TRAY_REF_PX].reshape(-1, 3), axis=0)
+    return bool(np.linalg.norm(band - tray) >= HINT_BAND_MIN_STEP and not _shadow_like(tray, band))
+
+
+def fit_profiles(prof: EdgeProfiles, grid: CropGrid,
+                 hints_mm: dict[str, float] | None = None) -> Outline | None:
+    """:func:`fit_outline` on profiles already taken.
+
+    ``hints_mm``: sides whose edge may lie this much further out than the profiles' strong rises
+    say (the seam tracker's :attr:`~.types.SeamResult.edge_hints_mm`). Such a side's second pass
+    looks within :data:`REFINE_MM` of the moved line, and the move is kept when the band it adds is
+    mask, not tray (:func:`_band_is_mask`); :attr:`Outline.moved_mm` says which sides moved.
+    """
     if len(prof.profiles) < 4:
         return None
     first = _edge_rows(prof, None, 0, grid.mm_per_px)
     if first is None or (fit := _robust_fit(*first[:3], floor_px=2.0)) is None:
         return None
-    lines = _outermost_cluster(*first[:3], fit[0], grid.mm_per_px, first[4])
+    found = _outermost_cluster(*first[:3], fit[0], grid.mm_per_px, first[4])
+    lines = found.copy()
+    for side, mm in (hints_mm or {}).items():
+        lines[_COL[side]] += mm / grid.mm_per_px * _OUTWARD[side]
     window = max(2, round(REFINE_MM / grid.mm_per_px))
     second = _edge_rows(prof, lines, window)
     if second is None or (fit := _robust_fit(*second[:3], floor_px=0.6)) is None:
@@ -457,6 +498,12 @@ def fit_profiles(prof: EdgeProfiles, grid: CropGrid) -> Outline | None:
     rows_a, rhs_a, sides_a, contrast, _ = second
     w = fit[1]
     p = _solve(rows_a, rhs_a, w)
+    if hints_mm:
+        moved = {side: float((p[_COL[side]] - found[_COL[side]]) * _OUTWARD[side] * grid.mm_per_px)
+                 for side in hints_mm}
+        kept = {side: round(mm, 3) for side, mm in moved.items() if _band_is_mask(prof, side, found, p)}
+        if kept.keys() != moved.keys():  # a hint the image does not bear out: fit without it
+            return fit_profiles(prof, grid, {s: hints_mm[s] for s in kept})
     res = rhs_a - rows_a @ p
     m, bt, bb, dl, dr = p
     norm = math.sqrt(1 + m * m)
@@ -485,4 +532,5 @@ def fit_profiles(prof: EdgeProfiles, grid: CropGrid) -> Outline | None:
         residual_mm=float(np.sqrt(np.mean(res[inl] ** 2)) / norm * s),
         inlier_fraction=float(inl.mean()),
         edge_contrast=contrast,
+        moved_mm=kept if hints_mm else {},
     )

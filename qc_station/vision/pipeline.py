@@ -234,20 +234,27 @@ class Inspector:
             return InspectionResult(verdict=verdict, reasons=reasons, quality=quality,
                                     provenance=self.provenance, timing_ms=clock.done()), None
 
-        pose = outline.pose
-        crop = self._mask_crop(image, pose, fgr.fg)
+        crop = self._mask_crop(image, outline.pose, fgr.fg)
         clock.lap("crop")
-        loops = count_loops(image, self.tables, pose)
-        clock.lap("loops")
-        pleats = count_pleats(crop)
-        clock.lap("pleats")
         failed: list[Reason] = []  # plug-ins that raised: the mask fails, the station goes on
         try:
             seam = analyze_seam(crop, spec)
+            # a clearly dashed seam unusually close to one edge: that edge may lie further out
+            # (a tray-coloured stripe along it); the outline looks again, then the seam
+            if seam.edge_hints_mm and (again := fit_profiles(profiles, grid, seam.edge_hints_mm)) \
+                    and again.moved_mm:
+                outline = again
+                crop = self._mask_crop(image, outline.pose, fgr.fg)
+                seam = analyze_seam(crop, spec)
         except Exception as exc:  # any bug inside the tracker
             seam = None
             failed.append(plugin_failure("seam tracker", "the seam", exc, spec))
         clock.lap("seam")
+        pose = outline.pose
+        loops = count_loops(image, self.tables, pose)
+        clock.lap("loops")
+        pleats = count_pleats(crop)
+        clock.lap("pleats")
         try:
             pred = self.model.predict(crop) if self.model is not None else None
         except Exception as exc:  # any bug inside the classifier

@@ -65,6 +65,7 @@ EDGE_LINE_FACTOR = 4.0
 EDGE_LINE_MIN = 12.0
 TRACK_AGREE_MM = 1.0  # sides whose tracks lie this close (distance from the edge) agree on the seam
 RETRACK_BAND_MM = 1.5  # a side off that distance is tracked again this far either side of it
+EDGE_HINT_MM = 1.5  # a clearly dashed track this much closer to its edge: that edge may be further out
 MIN_DASH_MM = 0.6  # thread seen along less than this between two empty stretches is not a stitch
 LONG_GAP_STITCHES = 8.0  # a gap this long (in stitches) is an open seam even without a notch
 MIN_LINE_LEVEL = 6.0  # grey levels of line response a thread must reach
@@ -141,6 +142,35 @@ def _track_distance_mm(s: _Side) -> float:
     return float(s.strip.v0_mm + np.median(s.track.v_px) * s.strip.step_mm)
 
 
+def _agreed_distance_mm(dist: dict[str, float]) -> float | None:
+    """The track distance at least two sides agree on (within :data:`TRACK_AGREE_MM`), None when
+    no two do or two rival groups are as large."""
+    groups = [[m for m in dist if abs(dist[m] - dist[n]) <= TRACK_AGREE_MM] for n in dist]
+    if not groups:
+        return None
+    size = max(len(g) for g in groups)
+    best = {tuple(sorted(g)) for g in groups if len(g) == size}
+    if size < 2 or len(best) > 1:
+        return None
+    return float(np.median([dist[n] for n in next(iter(best))]))
+
+
+def _edge_hints(sides: dict[str, _Side]) -> dict[str, float]:
+    """Sides whose edge may lie further out, and by how much (mm).
+
+    A clearly dashed track is the seam itself. When it lies more than :data:`EDGE_HINT_MM`
+    closer to its edge than the distance the other sides agree on, the likelier story is an
+    edge found too far in (a stripe of the tray's colour along it: black on a black tray) than
+    a seam sewn that far off on one side only. The outline decides, on the image, whether the
+    mask really reaches out there (:func:`~qc_station.vision.outline.fit_profiles`).
+    """
+    dist = {n: _track_distance_mm(s) for n, s in sides.items() if s.found}
+    if (ref := _agreed_distance_mm(dist)) is None:
+        return {}
+    return {n: round(ref - d, 3) for n, d in dist.items()
+            if ref - d > EDGE_HINT_MM and sides[n].track.periodicity >= CLEAR_PERIODICITY}
+
+
 def _consistent_tracks(sides: dict[str, _Side], step: float) -> dict[str, _Side]:
     """Re-track the sides whose line lies far from the distance most sides agree on.
 
@@ -152,14 +182,8 @@ def _consistent_tracks(sides: dict[str, _Side], step: float) -> dict[str, _Side]
     is at least as dashed (periodic at a stitch pitch) as the first.
     """
     dist = {n: _track_distance_mm(s) for n, s in sides.items() if s.found}
-    groups = [[m for m in dist if abs(dist[m] - dist[n]) <= TRACK_AGREE_MM] for n in dist]
-    if not groups:
+    if (ref := _agreed_distance_mm(dist)) is None:
         return sides
-    size = max(len(g) for g in groups)
-    best = {tuple(sorted(g)) for g in groups if len(g) == size}
-    if size < 2 or len(best) > 1:
-        return sides  # no agreement, or two rival distances
-    ref = float(np.median([dist[n] for n in next(iter(best))]))
     out = dict(sides)
     for name, s in sides.items():
         # a side without a thread line stays so: a line near the others' distance may be a
@@ -486,7 +510,9 @@ def analyze_seam(crop: MaskCrop, spec: MaskSpec) -> SeamResult:
     if crop.image.ndim != 3 or crop.image.shape[:2] != crop.body.shape:
         raise ValueError("crop.image must be HxWx3 and crop.body HxW")
     step = max(STEP_MM, crop.mm_per_px)
-    sides = _consistent_tracks({name: _analyse_side(crop, spec, name, step) for name in SIDES}, step)
+    first = {name: _analyse_side(crop, spec, name, step) for name in SIDES}
+    hints = _edge_hints(first)
+    sides = _consistent_tracks(first, step)
     # the perpendicular seams cross each band near the corners: analyse only between them
     dist = {}
     for name, s in sides.items():
@@ -561,4 +587,5 @@ def analyze_seam(crop: MaskCrop, spec: MaskSpec) -> SeamResult:
         coverage=present_len / total_len if total_len else 0.0,
         skipped=tuple(skipped),
         open_seams=tuple(opened),
+        edge_hints_mm=hints,
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -48,6 +48,9 @@ class SeamResult:
     coverage: float  # fraction of the perimeter where stitches were found
     skipped: tuple[Finding, ...] = ()  # gaps longer than spec.seam.max_gap_stitches
     open_seams: tuple[Finding, ...] = ()  # edge open / seam missing over open_seam_min_mm
+    #: sides whose clearly dashed seam lies closer to the edge than elsewhere: mm the edge there
+    #: may lie further out (the pipeline asks the outline to look again)
+    edge_hints_mm: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
