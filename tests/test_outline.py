@@ -184,13 +184,30 @@ def test_a_seam_hint_moves_an_edge_only_onto_mask(stripe):
     assert hinted.pose.height_mm == pytest.approx(90.0, abs=0.3)
 
 
-def test_a_black_stripe_on_a_black_tray_is_measured_through_the_seam():
-    """The whole pipeline on 9097 / 0 / 698005606 (above): 173.9 mm wide for 177.4 before, a good
-    mask failed for its width."""
+@pytest.mark.parametrize("bench,cam,frame,defects,codes", [
+    (9097, 0, 698005606, (), []),  # a good mask, 173.9 mm wide for 177.4: failed for its width
+    (9115, 0, 1761660847, ("width",), ["width"]),  # a defect sweep's width defect, height -4.2 mm
+])
+def test_a_black_stripe_on_a_black_tray_is_measured_through_the_seam(bench, cam, frame, defects, codes):
+    """The whole pipeline on frames whose edge lies in a black stripe on a black tray (above)."""
     from bench_frames import inspect_bench_frame
 
-    truth, result = inspect_bench_frame(9097, 0, 698005606, ())
+    truth, result = inspect_bench_frame(bench, cam, frame, defects)
     m = result.measurements
     assert abs(m.width_mm - truth.mask.width_mm) < 0.5, (m.width_mm, truth.mask.width_mm)
     assert abs(m.height_mm - truth.mask.height_mm) < 0.5, (m.height_mm, truth.mask.height_mm)
-    assert result.verdict == "pass", result.reason_codes
+    assert list(result.reason_codes) == codes
+
+
+def test_a_seam_hint_is_measured_from_the_fitted_outline():
+    """Defect sweep 9115 (camera 1), frame 1301342364: pink and green stripes on a dark grey tray.
+    The segmentation stopped at the first green stripe on the left, so the seam strip's local
+    edge lay 1.9 mm inside the fitted one and the seam looked 1.9 mm closer to it than on the other
+    sides. A hint taken from that distance moved a right edge out: 1.27 mm too wide. Hints are
+    measured from the fitted outline."""
+    from bench_frames import inspect_bench_frame
+
+    truth, result = inspect_bench_frame(9115, 1, 1301342364, ("height",))
+    m = result.measurements
+    assert abs(m.width_mm - truth.mask.width_mm) < 0.25, (m.width_mm, truth.mask.width_mm)
+    assert list(result.reason_codes) == ["height"]

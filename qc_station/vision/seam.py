@@ -155,16 +155,18 @@ def _agreed_distance_mm(dist: dict[str, float]) -> float | None:
     return float(np.median([dist[n] for n in next(iter(best))]))
 
 
-def _edge_hints(sides: dict[str, _Side]) -> dict[str, float]:
-    """Sides whose edge may lie further out, and by how much (mm).
+def _edge_hints(sides: dict[str, _Side], crop: MaskCrop) -> dict[str, float]:
+    """Sides whose fitted edge may lie further out, and by how much (mm).
 
     A clearly dashed track is the seam itself. When it lies more than :data:`EDGE_HINT_MM`
-    closer to its edge than the distance the other sides agree on, the likelier story is an
-    edge found too far in (a stripe of the tray's colour along it: black on a black tray) than
+    closer to the fitted edge than the distance the other sides agree on, the likelier story is
+    an edge found too far in (a stripe of the tray's colour along it: black on a black tray) than
     a seam sewn that far off on one side only. The outline decides, on the image, whether the
-    mask really reaches out there (:func:`~qc_station.vision.outline.fit_profiles`).
+    mask really reaches out there (:func:`~qc_station.vision.outline.fit_profiles`). Distances
+    are to the fitted outline, not to the strip's local edge: that one follows the segmentation,
+    which may stop at a stripe the outline saw past.
     """
-    dist = {n: _track_distance_mm(s) for n, s in sides.items() if s.found}
+    dist = {n: _outline_distance_mm(s, crop) for n, s in sides.items() if s.found}
     if (ref := _agreed_distance_mm(dist)) is None:
         return {}
     return {n: round(ref - d, 3) for n, d in dist.items()
@@ -197,6 +199,16 @@ def _consistent_tracks(sides: dict[str, _Side], step: float) -> dict[str, _Side]
         if again.found and again.track.periodicity >= s.track.periodicity:
             out[name] = again
     return out
+
+
+def _outline_distance_mm(s: _Side, crop: MaskCrop) -> float:
+    """Median distance of a side's track from the fitted outline (mm, inward)."""
+    return float(np.median(np.abs(_seam_position_mm(s) - _outline_mm(s.strip.side, crop))))
+
+
+def _outline_mm(side: str, crop: MaskCrop) -> float:
+    """The fitted outline's coordinate across ``side`` (mask frame, mm)."""
+    return {"top": 0.0, "bottom": crop.height_mm, "left": 0.0, "right": crop.width_mm}[side]
 
 
 def _seam_position_mm(s: _Side) -> np.ndarray:
@@ -511,14 +523,11 @@ def analyze_seam(crop: MaskCrop, spec: MaskSpec) -> SeamResult:
         raise ValueError("crop.image must be HxWx3 and crop.body HxW")
     step = max(STEP_MM, crop.mm_per_px)
     first = {name: _analyse_side(crop, spec, name, step) for name in SIDES}
-    hints = _edge_hints(first)
+    hints = _edge_hints(first, crop)
     sides = _consistent_tracks(first, step)
     # the perpendicular seams cross each band near the corners: analyse only between them
-    dist = {}
-    for name, s in sides.items():
-        outline = {"top": 0.0, "bottom": crop.height_mm, "left": 0.0, "right": crop.width_mm}[name]
-        dist[name] = float(np.median(np.abs(_seam_position_mm(s) - outline))) if s.found else (
-            spec.seam.distance_mm.nominal)
+    dist = {name: _outline_distance_mm(s, crop) if s.found else spec.seam.distance_mm.nominal
+            for name, s in sides.items()}
     for name, s in sides.items():
         a, b = ("left", "right") if name in ("top", "bottom") else ("top", "bottom")
         u = s.strip.u_mm
@@ -560,8 +569,7 @@ def analyze_seam(crop: MaskCrop, spec: MaskSpec) -> SeamResult:
             seen = visible & ~occluded
             hides = _hiding_colour(on, beside, present, s.valid, gaps, step)
         present_len += int((present | ~seen)[s.valid].sum())
-        outline = {"top": 0.0, "bottom": crop.height_mm, "left": 0.0, "right": crop.width_mm}[name]
-        distances.append(np.abs(_seam_position_mm(s) - outline)[present & s.valid])
+        distances.append(np.abs(_seam_position_mm(s) - _outline_mm(name, crop))[present & s.valid])
         disturbed = _edge_disturbed(s, step) if gaps else None
         for g0, g1 in gaps:
             gap_mm = (g1 - g0) * step
