@@ -317,3 +317,33 @@ def test_a_clearly_dashed_track_off_the_others_distance_is_kept():
     assert seam._track_distance_mm(right) < 2.5 and right.track.periodicity >= 0.9  # the premise
     kept = seam._consistent_tracks(first, step)["right"].track
     assert kept is right.track and abs(kept.lag_px * step - truth.mask.stitch_length_mm) <= 0.25
+
+
+
+def test_seams_say_where_black_stripes_hide_both_edges():
+    """Bench seed 9123 (camera 0), frame 956535605: green and black stripes on a black tray, the
+    top and bottom stripes black, so both edges were fitted at the first green stripe (height
+    -6.87 mm). The top seam is clearly dashed 2.8 mm closer to the fitted edge than the side seams
+    are; the bottom seam lies right at the fitted edge, out of the search band, and the bottom
+    track went to a print line. Both sides hint how far their edge lies out, the bottom one
+    found by looking again between the fitted edge and the band; the pipeline fits the outline
+    again and tracks the seam on the new crop."""
+    from unittest import mock
+
+    from bench_frames import inspect_bench_frame
+
+    seen = []
+
+    def record(crop, spec):
+        seen.append((crop.height_mm, analyze_seam(crop, spec)))
+        return seen[-1][1]
+
+    with mock.patch("qc_station.vision.pipeline.analyze_seam", side_effect=record):
+        truth, result = inspect_bench_frame(9123, 0, 956535605, ())
+    first_height, first = seen[0]
+    assert set(first.edge_hints_mm) == {"top", "bottom"}, first.edge_hints_mm
+    short = truth.mask.height_mm - first_height  # 6.87 mm
+    assert sum(first.edge_hints_mm.values()) == pytest.approx(short, abs=0.5), (first.edge_hints_mm, short)
+    assert len(seen) == 2 and not seen[1][1].edge_hints_mm
+    # 0.65 mm: the outline puts the top edge on the ramp of the mask's shadow, 0.5 mm out
+    assert abs(result.measurements.height_mm - truth.mask.height_mm) < 1.0

@@ -66,6 +66,7 @@ EDGE_LINE_MIN = 12.0
 TRACK_AGREE_MM = 1.0  # sides whose tracks lie this close (distance from the edge) agree on the seam
 RETRACK_BAND_MM = 1.5  # a side off that distance is tracked again this far either side of it
 EDGE_HINT_MM = 1.5  # a clearly dashed track this much closer to its edge: that edge may be further out
+NEAR_EDGE_FROM_MM = -0.5  # ...a side without one is looked at again from here to the search band
 MIN_DASH_MM = 0.6  # thread seen along less than this between two empty stretches is not a stitch
 LONG_GAP_STITCHES = 8.0  # a gap this long (in stitches) is an open seam even without a notch
 MIN_LINE_LEVEL = 6.0  # grey levels of line response a thread must reach
@@ -117,7 +118,13 @@ def _analyse_side(crop: MaskCrop, spec: MaskSpec, side: str, step: float) -> _Si
     length = crop.width_mm if side in ("top", "bottom") else crop.height_mm
     strip = side_strip(crop, side, v_range_mm=(-1.0, d.upper + 3.0), u_range_mm=(1.5, length - 1.5),
                        step_mm=step)
-    return _track_side(strip, line_response(strip.image), (max(1.0, d.lower - 1.5), d.upper + 1.5), step)
+    return _track_side(strip, line_response(strip.image), _band_mm(spec), step)
+
+
+def _band_mm(spec: MaskSpec) -> tuple[float, float]:
+    """Where the seam is looked for, inward from the edge (mm): the spec's distance +-1.5 mm."""
+    d = spec.seam.distance_mm
+    return max(1.0, d.lower - 1.5), d.upper + 1.5
 
 
 def _track_side(strip: SideStrip, resp: np.ndarray, band_mm: tuple[float, float], step: float) -> _Side:
@@ -155,7 +162,8 @@ def _agreed_distance_mm(dist: dict[str, float]) -> float | None:
     return float(np.median([dist[n] for n in next(iter(best))]))
 
 
-def _edge_hints(sides: dict[str, _Side], crop: MaskCrop) -> dict[str, float]:
+def _edge_hints(sides: dict[str, _Side], crop: MaskCrop, near_mm: tuple[float, float],
+                step: float) -> dict[str, float]:
     """Sides whose fitted edge may lie further out, and by how much (mm).
 
     A clearly dashed track is the seam itself. When it lies more than :data:`EDGE_HINT_MM`
@@ -165,12 +173,33 @@ def _edge_hints(sides: dict[str, _Side], crop: MaskCrop) -> dict[str, float]:
     mask really reaches out there (:func:`~qc_station.vision.outline.fit_profiles`). Distances
     are to the fitted outline, not to the strip's local edge: that one follows the segmentation,
     which may stop at a stripe the outline saw past.
+
+    A side without a clearly dashed track is looked at again between ``near_mm`` (closer to the
+    edge than the search band): with its edge found several mm inside, its seam lies at the
+    fitted edge, out of the band, and the track went to something else. A line found there
+    counts only at the stitch pitch of the clearly dashed sides (within :data:`SIDE_PITCH_TOL`):
+    a print's rows of squares or flowers along the edge are dashed too.
     """
     dist = {n: _outline_distance_mm(s, crop) for n, s in sides.items() if s.found}
     if (ref := _agreed_distance_mm(dist)) is None:
         return {}
-    return {n: round(ref - d, 3) for n, d in dist.items()
-            if ref - d > EDGE_HINT_MM and sides[n].track.periodicity >= CLEAR_PERIODICITY}
+    # ...and it must be the same seam: the stitch pitch of the clearly dashed sides at that distance
+    lags = [sides[n].track.lag_px for n, d in dist.items() if abs(d - ref) <= TRACK_AGREE_MM
+            and sides[n].track.periodicity >= CLEAR_PERIODICITY and sides[n].track.lag_px]
+    lag = float(np.median(lags)) if lags else None
+    hints = {}
+    for name, s in sides.items():
+        seam = s
+        if s.track.periodicity < CLEAR_PERIODICITY:
+            near = _track_side(s.strip, s.resp, near_mm, step)
+            near_lag = near.track.lag_px
+            if lag is not None and near_lag and abs(near_lag - lag) <= SIDE_PITCH_TOL * lag:
+                seam = near
+        if seam.found and seam.track.periodicity >= CLEAR_PERIODICITY:
+            off = ref - _outline_distance_mm(seam, crop)
+            if off > EDGE_HINT_MM:
+                hints[name] = round(off, 3)
+    return hints
 
 
 def _consistent_tracks(sides: dict[str, _Side], step: float) -> dict[str, _Side]:
@@ -523,7 +552,7 @@ def analyze_seam(crop: MaskCrop, spec: MaskSpec) -> SeamResult:
         raise ValueError("crop.image must be HxWx3 and crop.body HxW")
     step = max(STEP_MM, crop.mm_per_px)
     first = {name: _analyse_side(crop, spec, name, step) for name in SIDES}
-    hints = _edge_hints(first, crop)
+    hints = _edge_hints(first, crop, (NEAR_EDGE_FROM_MM, _band_mm(spec)[0]), step)
     sides = _consistent_tracks(first, step)
     # the perpendicular seams cross each band near the corners: analyse only between them
     dist = {name: _outline_distance_mm(s, crop) if s.found else spec.seam.distance_mm.nominal
