@@ -190,10 +190,10 @@ def _edge_hints(sides: dict[str, _Side], crop: MaskCrop, near_mm: tuple[float, f
     hints = {}
     for name, s in sides.items():
         seam = s
-        if s.track.periodicity < CLEAR_PERIODICITY:
+        if s.track.periodicity < CLEAR_PERIODICITY and lag is not None:
             near = _track_side(s.strip, s.resp, near_mm, step)
             near_lag = near.track.lag_px
-            if lag is not None and near_lag and abs(near_lag - lag) <= SIDE_PITCH_TOL * lag:
+            if near_lag and abs(near_lag - lag) <= SIDE_PITCH_TOL * lag:
                 seam = near
         if seam.found and seam.track.periodicity >= CLEAR_PERIODICITY:
             off = ref - _outline_distance_mm(seam, crop)
