@@ -134,11 +134,12 @@ def test_a_light_stripe_s_soft_shadow_does_not_widen_the_mask():
     assert abs(m.height_mm - truth.mask.height_mm) < 0.25, (m.height_mm, truth.mask.height_mm)
 
 
-def _striped_edge_crop(stripe: bool):
+def _striped_edge_crop(stripe: bool, blur_px: float = 1.0, body=(110, 65, 115)):
     """A de-rotated crop (0.2 mm/px) of a 173.5 x 90 mm mask on a black tray whose coarse pose
     stops 3.5 mm short on the right: there a dark stripe (fabric black, faintly green) runs along
     the edge, unless ``stripe`` is False (then the mask ends where the coarse pose does). The mask
-    casts a soft shadow on the tray; camera noise on everything, weave noise on the fabric."""
+    casts a soft shadow on the tray; camera noise on everything, weave noise on the fabric; the
+    optics blur by ``blur_px`` (Gaussian sigma)."""
     from qc_station.vision.geometry import CropGrid, MaskPose
 
     rng = np.random.default_rng(7)
@@ -153,14 +154,14 @@ def _striped_edge_crop(stripe: bool):
     outside = np.hypot(dx, dy)
     img = np.float32([17, 16, 17]) * (1 - 0.3 * np.exp(-outside / 1.0))[..., None]
     inside = (outside == 0)[..., None]
-    fabric = np.where((x >= 170.0)[None, :, None], np.float32([15, 21, 21]), np.float32([110, 65, 115]))
+    fabric = np.where((x >= 170.0)[None, :, None], np.float32([15, 21, 21]), np.float32(body))
     img = np.where(inside, fabric + rng.normal(0, 2.0, img.shape), img)
-    img = cv2.GaussianBlur(img.astype(np.float32), (0, 0), 1.0) + rng.normal(0, 1.0, img.shape)
+    img = cv2.GaussianBlur(img.astype(np.float32), (0, 0), blur_px) + rng.normal(0, 1.0, img.shape)
     return np.clip(img, 0, 255).astype(np.uint8), grid
 
 
-@pytest.mark.parametrize("stripe", [True, False])
-def test_a_seam_hint_moves_an_edge_only_onto_mask(stripe):
+@pytest.mark.parametrize("stripe,blur_px", [(True, 1.0), (True, 3.0), (False, 1.0), (False, 3.0)])
+def test_a_seam_hint_moves_an_edge_only_onto_mask(stripe, blur_px):
     """Bench seed 9097 (camera 0), frame 698005606: a black stripe along the right edge on a black
     tray, 4 grey levels from the tray's colour, and the outline stopped at the next stripe (3.5 mm
     short). The seam tracker saw the seam 3.3 mm closer to that edge than to the others and
@@ -169,7 +170,7 @@ def test_a_seam_hint_moves_an_edge_only_onto_mask(stripe):
     widen a mask whose edge was right."""
     from qc_station.vision.outline import edge_profiles, fit_profiles
 
-    img, grid = _striped_edge_crop(stripe)
+    img, grid = _striped_edge_crop(stripe, blur_px)
     prof = edge_profiles(img, grid)
     plain = fit_profiles(prof, grid)
     hinted = fit_profiles(prof, grid, {"right": 3.3})
@@ -182,6 +183,23 @@ def test_a_seam_hint_moves_an_edge_only_onto_mask(stripe):
         assert hinted.pose.width_mm == pytest.approx(plain.pose.width_mm, abs=1e-6)
         assert hinted.moved_mm == {}
     assert hinted.pose.height_mm == pytest.approx(90.0, abs=0.3)
+
+
+@pytest.mark.parametrize("hint_mm", [1.6, 2.0, 3.0])
+@pytest.mark.parametrize("blur_px", [1.0, 2.0, 4.0])
+def test_a_light_mask_s_glow_is_not_a_band_of_mask(hint_mm, blur_px):
+    """A false hint beside a light mask on a black tray (a seam sewn off, a print taken for it):
+    blur spreads the fabric's light over the tray right outside the edge, and the mask's shadow
+    lies beyond it. The first version of the band check averaged the band, glow and shadow
+    together, and moved the edge 0.9-2.6 mm out onto the glow's tail at the window's inner end.
+    The band must be unlike the tray all through, and the edge found clear of that end."""
+    from qc_station.vision.outline import edge_profiles, fit_profiles
+
+    img, grid = _striped_edge_crop(False, blur_px, body=(230, 230, 230))
+    prof = edge_profiles(img, grid)
+    hinted = fit_profiles(prof, grid, {"right": hint_mm})
+    assert hinted.moved_mm == {}
+    assert hinted.pose.width_mm == pytest.approx(170.0, abs=0.3)
 
 
 @pytest.mark.parametrize("bench,cam,frame,defects,codes", [

@@ -77,9 +77,13 @@ REFINE_MM = 1.0
 MIN_REL_CONTRAST = 0.35
 #: A hinted side (see fit_profiles) moves out only when the band it would add differs from the
 #: tray's colour (the profiles' outer TRAY_REF_PX) by at least this much, and is not the tray
-#: dimmed (a shadow); samples within HINT_BAND_MARGIN_PX of either edge are left out.
+#: dimmed (a shadow), over HINT_BAND_SHARE of its samples; those within HINT_BAND_MARGIN_PX of
+#: either edge are left out.
 HINT_BAND_MIN_STEP = 4.0
 HINT_BAND_MARGIN_PX = 2
+HINT_BAND_SHARE = 0.6
+#: ...and only when its edge is found further than this from the window's inner end.
+HINT_INNER_END_MM = 0.25
 
 
 @dataclass(frozen=True)
@@ -456,8 +460,11 @@ def _expected_idx(prof: EdgeProfiles, side: str, lines: np.ndarray) -> np.ndarra
 def _band_is_mask(prof: EdgeProfiles, side: str, inner: np.ndarray, outer: np.ndarray) -> bool:
     """Is the band of a side's profiles between lines ``outer`` and ``inner`` mask, not tray?
 
-    Its median colour must differ from the tray's (the profiles' outer :data:`TRAY_REF_PX`) by
-    :data:`HINT_BAND_MIN_STEP` and not be the tray's colour dimmed (the mask's own shadow).
+    All through it (:data:`HINT_BAND_SHARE` of its samples, median over the profiles) the colour
+    must differ from the tray's (the profiles' outer :data:`TRAY_REF_PX`) by
+    :data:`HINT_BAND_MIN_STEP` and not be the tray's colour dimmed (the mask's own shadow). On
+    average is not enough: a light fabric's blurred glow and its shadow on the tray, side by
+    side, average to something unlike the tray.
     """
     sm = _smoothed_gradient(prof.profiles[side])[0]
     n = sm.shape[1]
@@ -468,9 +475,10 @@ def _band_is_mask(prof: EdgeProfiles, side: str, inner: np.ndarray, outer: np.nd
     rows = sel.any(axis=1)
     if rows.sum() < 5:
         return False
-    band = np.median((sm * sel[..., None]).sum(axis=1)[rows] / sel.sum(axis=1)[rows, None], axis=0)
     tray = np.median(sm[:, :TRAY_REF_PX].reshape(-1, 3), axis=0)
-    return bool(np.linalg.norm(band - tray) >= HINT_BAND_MIN_STEP and not _shadow_like(tray, band))
+    mask = (np.linalg.norm(sm - tray, axis=2) >= HINT_BAND_MIN_STEP) & ~_shadow_like(tray, sm)
+    share = (mask & sel).sum(axis=1)[rows] / sel.sum(axis=1)[rows]
+    return bool(np.median(share) >= HINT_BAND_SHARE)
 
 
 def fit_profiles(prof: EdgeProfiles, grid: CropGrid,
@@ -501,7 +509,10 @@ def fit_profiles(prof: EdgeProfiles, grid: CropGrid,
     if hints_mm:
         moved = {side: float((p[_COL[side]] - found[_COL[side]]) * _OUTWARD[side] * grid.mm_per_px)
                  for side in hints_mm}
-        kept = {side: round(mm, 3) for side, mm in moved.items() if _band_is_mask(prof, side, found, p)}
+        # an edge found at the window's inner end is the first edge's own blurred tail, not an edge
+        kept = {side: round(mm, 3) for side, mm in moved.items()
+                if mm > hints_mm[side] - REFINE_MM + HINT_INNER_END_MM
+                and _band_is_mask(prof, side, found, p)}
         if kept.keys() != moved.keys():  # a hint the image does not bear out: fit without it
             return fit_profiles(prof, grid, {s: hints_mm[s] for s in kept})
     res = rhs_a - rows_a @ p
