@@ -3,8 +3,9 @@
 Stages (``timing_ms`` keys): ``quality`` (exposure figures), ``rectify`` (coarse tray view,
 1 mm/px), ``segment`` (tray model, foreground, body, first pose), ``outline`` (sub-pixel
 rectangle fit on a 0.2 mm/px de-rotated crop; blur score), ``crop`` (the final
-:class:`MaskCrop` on the refined pose), ``loops``, ``pleats``, ``seam`` (the seam tracker),
-``defects`` (the ONNX classifier, when a model is given), ``decide``; ``total``.
+:class:`MaskCrop` on the refined pose), ``seam`` (the seam tracker; when it hints that an
+edge lies further out, the outline fit, the crop and the tracker again), ``loops``, ``pleats``,
+``defects`` (the ONNX classifier, when a model is given), ``holes``, ``decide``; ``total``.
 
 Everything is in the tray plane in mm; pixels never leave this package. An :class:`Inspector`
 is built once per (calibration, spec, model) and reused for every frame; it holds no
