@@ -28,3 +28,22 @@ def analyse_bench_frame(bench_seed: int, camera: int, frame_seed: int, defects: 
                                    spec=spec)
     result, crop = inspector.analyse(image)
     return truth, result, crop
+
+
+def seam_passes(bench_seed: int, camera: int, frame_seed: int, defects: tuple[str, ...]):
+    """:func:`inspect_bench_frame` plus every (crop, SeamResult) the seam tracker was called with,
+    in order: the first crop is on the outline fitted without seam hints, a second one (if any)
+    on the outline the hints moved."""
+    from unittest import mock
+
+    from qc_station.vision.seam import analyze_seam
+
+    calls = []
+
+    def record(crop, spec):
+        calls.append((crop, analyze_seam(crop, spec)))
+        return calls[-1][1]
+
+    with mock.patch("qc_station.vision.pipeline.analyze_seam", side_effect=record):
+        truth, result = inspect_bench_frame(bench_seed, camera, frame_seed, defects)
+    return truth, result, calls

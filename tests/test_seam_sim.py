@@ -305,19 +305,20 @@ def test_a_clearly_dashed_track_off_the_others_distance_is_kept():
     The right edge lies in a black stripe and was found 3.5 mm inside, so the right side's
     stitches (periodic at the stitch pitch) lie 1.55 mm from it while the others' lie ~4.7 mm
     from theirs. That track is the seam: re-tracking near the others' distance took a print
-    line (periodicity 0.2)."""
-    from bench_frames import analyse_bench_frame
+    line (periodicity 0.2). (The pipeline then moves that edge out on the seam's hint and crops
+    again; this is the first crop, the one the tracker saw the stripe's edge on.)"""
+    from bench_frames import seam_passes
 
     from qc_station.vision import seam
 
-    truth, _result, crop = analyse_bench_frame(9097, 0, 698005606, ())
+    truth, _result, calls = seam_passes(9097, 0, 698005606, ())
+    crop = calls[0][0]
     step = seam.STEP_MM
     first = {n: seam._analyse_side(crop, load_spec(), n, step) for n in seam.SIDES}
     right = first["right"]
     assert seam._track_distance_mm(right) < 2.5 and right.track.periodicity >= 0.9  # the premise
     kept = seam._consistent_tracks(first, step)["right"].track
     assert kept is right.track and abs(kept.lag_px * step - truth.mask.stitch_length_mm) <= 0.25
-
 
 
 def test_seams_say_where_black_stripes_hide_both_edges():
@@ -328,21 +329,12 @@ def test_seams_say_where_black_stripes_hide_both_edges():
     track went to a print line. Both sides hint how far their edge lies out, the bottom one
     found by looking again between the fitted edge and the band; the pipeline fits the outline
     again and tracks the seam on the new crop."""
-    from unittest import mock
+    from bench_frames import seam_passes
 
-    from bench_frames import inspect_bench_frame
-
-    seen = []
-
-    def record(crop, spec):
-        seen.append((crop.height_mm, analyze_seam(crop, spec)))
-        return seen[-1][1]
-
-    with mock.patch("qc_station.vision.pipeline.analyze_seam", side_effect=record):
-        truth, result = inspect_bench_frame(9123, 0, 956535605, ())
-    first_height, first = seen[0]
+    truth, result, seen = seam_passes(9123, 0, 956535605, ())
+    first_crop, first = seen[0]
     assert set(first.edge_hints_mm) == {"top", "bottom"}, first.edge_hints_mm
-    short = truth.mask.height_mm - first_height  # 6.87 mm
+    short = truth.mask.height_mm - first_crop.height_mm  # 6.87 mm
     assert sum(first.edge_hints_mm.values()) == pytest.approx(short, abs=0.5), (first.edge_hints_mm, short)
     assert len(seen) == 2 and not seen[1][1].edge_hints_mm
     # 0.65 mm: the outline puts the top edge on the ramp of the mask's shadow, 0.5 mm out
